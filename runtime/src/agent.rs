@@ -1,0 +1,133 @@
+//! The serve loop: bytes from the channel through the protocol decoder to
+//! the dispatcher, and answers back out.
+
+use std::io;
+
+use crate::channel::{self, Channel, Connection};
+use crate::dispatch::{Answer, Dispatcher};
+use crate::protocol::{self, Decoder, Inbound};
+
+/// Large enough that a 4 MiB write request arrives in a few reads.
+const READ_SIZE: usize = 256 << 10;
+/// Answers to pipelined requests are written together, up to this much.
+const FLUSH_AT: usize = 1 << 20;
+
+pub struct Agent {
+    dispatcher: Dispatcher,
+    decoder: Decoder,
+    inbound: Vec<Inbound>,
+    out: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Agent {
+    pub fn new(dispatcher: Dispatcher) -> Agent {
+        Agent {
+            dispatcher,
+            decoder: Decoder::new(),
+            inbound: Vec::new(),
+            out: Vec::new(),
+            buf: vec![0; READ_SIZE],
+        }
+    }
+
+    /// Serves the channel until an unrecoverable channel error.
+    pub async fn run(&mut self, channel: Channel) -> anyhow::Result<()> {
+        match channel {
+            Channel::Port(port) => loop {
+                self.serve(&port).await;
+                port.wait_for_host().await;
+            },
+            Channel::Listener(listener) => loop {
+                let client = channel::accept(&listener).await?;
+                tracing::debug!("client connected");
+                self.serve(&client).await;
+                tracing::debug!("client disconnected");
+            },
+        }
+    }
+
+    /// Serves one connection until it hangs up. A partial request does not
+    /// carry over to the next client (qemu-ga's does, so its clients must
+    /// resynchronise with 0xFF; ours may, but need not).
+    async fn serve(&mut self, connection: &Connection) {
+        loop {
+            let read = match connection.read(&mut self.buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("error reading channel: {e}");
+                    break;
+                }
+            };
+            let bytes = self.buf.get(..read).unwrap_or_default();
+            self.decoder.feed(bytes, &mut self.inbound);
+            if let Err(e) = self.answer_all(connection).await {
+                tracing::warn!("error sending response: {e}");
+                break;
+            }
+        }
+        self.decoder = Decoder::new();
+        self.inbound.clear();
+        self.out.clear();
+    }
+
+    async fn answer_all(&mut self, connection: &Connection) -> io::Result<()> {
+        let inbound = std::mem::take(&mut self.inbound);
+        for event in &inbound {
+            self.answer(event);
+            if self.out.len() >= FLUSH_AT {
+                self.flush(connection).await?;
+            }
+        }
+        self.inbound = inbound;
+        self.inbound.clear();
+        self.flush(connection).await
+    }
+
+    fn answer(&mut self, event: &Inbound) {
+        let request = match event {
+            Inbound::Request(request) => request,
+            Inbound::Error(error) => {
+                protocol::write_error(
+                    &mut self.out,
+                    protocol::ErrorClass::GenericError,
+                    &error.desc,
+                    error.id.as_ref(),
+                );
+                return;
+            }
+        };
+        let id = request.id.as_ref();
+        match self.dispatcher.dispatch(request) {
+            Answer::Return { value, delimited } => {
+                if delimited {
+                    self.out.push(protocol::DELIMITER);
+                }
+                protocol::write_return(&mut self.out, &value, id);
+            }
+            Answer::ReturnStaged { object, member } => {
+                protocol::write_return_with_staged(
+                    &mut self.out,
+                    &object,
+                    &member,
+                    self.dispatcher.staged(),
+                    id,
+                );
+                self.dispatcher.release_staged();
+            }
+            Answer::Error { class, desc } => protocol::write_error(&mut self.out, class, &desc, id),
+            Answer::Nothing => {}
+        }
+    }
+
+    async fn flush(&mut self, connection: &Connection) -> io::Result<()> {
+        let result = connection.write_all(&self.out).await;
+        self.out.clear();
+        // One huge answer should not pin its buffer for the agent's life.
+        if self.out.capacity() > 4 * FLUSH_AT {
+            self.out = Vec::new();
+        }
+        result
+    }
+}

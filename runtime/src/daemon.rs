@@ -1,0 +1,70 @@
+//! Start-up and shut-down: loads the policy and state, opens the channel,
+//! starts the component loader, serves until SIGTERM or SIGINT.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::agent::Agent;
+use crate::channel::Channel;
+use crate::cli::Options;
+use crate::dispatch::Dispatcher;
+use crate::host::FileTable;
+use crate::policy::Policy;
+use crate::sandbox::Sandbox;
+use crate::state::HandleCounter;
+
+pub fn run(options: Options) -> Result<()> {
+    let path = match (&options.path, options.method.default_path()) {
+        (Some(path), _) => path.clone(),
+        (None, Some(default)) => default.to_string(),
+        (None, None) => bail!("must specify a path for this channel"),
+    };
+    let policy = Policy::load(options.policy.as_deref())?;
+    let counter = HandleCounter::load(&options.state_dir)?;
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let files = FileTable::new(&policy.directories, cwd, counter)?;
+
+    // Components load while the channel opens and the first sync is answered.
+    let loader = {
+        let policy = policy.clone();
+        let components = options.components.clone();
+        std::thread::Builder::new()
+            .name("sandga-loader".into())
+            .spawn(move || Sandbox::load(&policy, components.as_deref()))
+            .context("starting the component loader")?
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the event loop")?;
+    runtime.block_on(async {
+        let channel = Channel::open(options.method, &path)
+            .context("failed to initialize guest agent channel")?;
+        // Signal handlers only record the signal; the loop below acts on it.
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        if let Some(pidfile) = &options.pidfile {
+            write_pidfile(pidfile)?;
+        }
+        tracing::info!("sandga {} serving on {path}", env!("CARGO_PKG_VERSION"));
+        let mut agent = Agent::new(Dispatcher::new(policy, files, loader));
+        let served = tokio::select! {
+            result = agent.run(channel) => result,
+            _ = terminate.recv() => Ok(()),
+            _ = interrupt.recv() => Ok(()),
+        };
+        if let Some(pidfile) = &options.pidfile {
+            let _ = std::fs::remove_file(pidfile);
+        }
+        served
+    })
+}
+
+fn write_pidfile(path: &Path) -> Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing pidfile {}", path.display()))
+}

@@ -1,0 +1,266 @@
+//! The dispatcher: from a request to an answer. It knows the commands and the
+//! policy, not the channel or the wire format: the protocol layer hands it a
+//! parsed request and writes out whatever it answers.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use qapi_args::Args;
+use serde_json::{Map, Value, json};
+
+use crate::commands::{self, Builtin, CommandSpec, Executor};
+use crate::host::FileTable;
+use crate::policy::Policy;
+use crate::protocol::{ErrorClass, Request};
+use crate::sandbox::{CallError, Sandbox};
+
+/// What to send back for one request.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    Return {
+        value: Value,
+        /// `guest-sync-delimited`: prefix the response with 0xFF.
+        delimited: bool,
+    },
+    /// A return object plus one member holding [`Dispatcher::staged`],
+    /// base64-encoded by the writer.
+    ReturnStaged {
+        object: Map<String, Value>,
+        member: String,
+    },
+    Error {
+        class: ErrorClass,
+        desc: String,
+    },
+    /// Commands with `success-response: false` say nothing on success.
+    Nothing,
+}
+
+impl Answer {
+    fn error(desc: impl Into<String>) -> Answer {
+        Answer::Error {
+            class: ErrorClass::GenericError,
+            desc: desc.into(),
+        }
+    }
+}
+
+/// Components load on a thread of their own, so the agent answers
+/// `guest-sync` while they load; the first request that needs them waits.
+enum SandboxSlot {
+    Loading(JoinHandle<anyhow::Result<Sandbox>>),
+    Ready(Result<Sandbox, String>),
+}
+
+pub struct Dispatcher {
+    policy: Policy,
+    sandbox: SandboxSlot,
+    files: Arc<Mutex<FileTable>>,
+    /// Bulk bytes a command staged for its answer (reused between calls).
+    staged: Vec<u8>,
+}
+
+/// Above this, a staged buffer is released after use rather than kept for
+/// the next call, so one 48 MiB read does not pin its memory forever.
+const STAGED_KEEP: usize = 8 << 20;
+
+impl Dispatcher {
+    pub fn new(
+        policy: Policy,
+        files: FileTable,
+        sandbox: JoinHandle<anyhow::Result<Sandbox>>,
+    ) -> Dispatcher {
+        Dispatcher {
+            policy,
+            sandbox: SandboxSlot::Loading(sandbox),
+            files: Arc::new(Mutex::new(files)),
+            staged: Vec::new(),
+        }
+    }
+
+    /// The bytes of the last [`Answer::ReturnStaged`].
+    pub fn staged(&self) -> &[u8] {
+        &self.staged
+    }
+
+    /// Drops a large staged buffer once its answer has been written.
+    pub fn release_staged(&mut self) {
+        if self.staged.capacity() > STAGED_KEEP {
+            self.staged = Vec::new();
+        }
+    }
+
+    pub fn dispatch(&mut self, request: &Request) -> Answer {
+        let name = request.execute.as_str();
+        let Some(spec) = commands::find(name) else {
+            return Answer::Error {
+                class: ErrorClass::CommandNotFound,
+                desc: format!("The command {name} has not been found"),
+            };
+        };
+        if let Err(reason) = self.enabled(spec) {
+            return Answer::Error {
+                class: ErrorClass::CommandNotFound,
+                desc: format!("Command {name} has been disabled: {reason}"),
+            };
+        }
+        let arguments = match &request.arguments {
+            Some(map) if !map.is_empty() => Value::Object(map.clone()).to_string(),
+            _ => "{}".to_string(),
+        };
+        let answer = match spec.executor {
+            Executor::Builtin(builtin) => self.builtin(builtin, &arguments),
+            Executor::Component(_) => self.component(spec, &arguments),
+        };
+        match answer {
+            Answer::Return { .. } | Answer::ReturnStaged { .. } if !spec.success_response => {
+                Answer::Nothing
+            }
+            answer => answer,
+        }
+    }
+
+    /// Whether the policy enables `spec` and, for a component command,
+    /// whether its component was linked; the reason if not.
+    fn enabled(&mut self, spec: &CommandSpec) -> Result<(), String> {
+        if self.policy.command(spec.name).is_none() {
+            return Err("the command is not allowed".into());
+        }
+        match spec.executor {
+            Executor::Builtin(_) => Ok(()),
+            Executor::Component(_) => self
+                .sandbox()
+                .and_then(|sandbox| sandbox.availability(spec.name))
+                .map_err(str::to_string),
+        }
+    }
+
+    fn sandbox(&mut self) -> Result<&Sandbox, &str> {
+        if let SandboxSlot::Loading(_) = self.sandbox {
+            let loaded = match std::mem::replace(
+                &mut self.sandbox,
+                SandboxSlot::Ready(Err(String::new())),
+            ) {
+                SandboxSlot::Loading(handle) => match handle.join() {
+                    Ok(Ok(sandbox)) => Ok(sandbox),
+                    Ok(Err(e)) => Err(format!("components could not be loaded: {e:#}")),
+                    Err(_) => Err("components could not be loaded".to_string()),
+                },
+                SandboxSlot::Ready(ready) => ready,
+            };
+            if let Err(reason) = &loaded {
+                tracing::error!("{reason}");
+            }
+            self.sandbox = SandboxSlot::Ready(loaded);
+        }
+        match &self.sandbox {
+            SandboxSlot::Ready(Ok(sandbox)) => Ok(sandbox),
+            SandboxSlot::Ready(Err(reason)) => Err(reason),
+            SandboxSlot::Loading(_) => Err("components are still loading"),
+        }
+    }
+
+    fn builtin(&mut self, builtin: Builtin, arguments: &str) -> Answer {
+        let parsed = Args::parse(arguments).and_then(|mut args| {
+            let id = match builtin {
+                Builtin::Sync | Builtin::SyncDelimited => Some(args.int("id")?),
+                Builtin::Ping | Builtin::Info => None,
+            };
+            args.finish()?;
+            Ok(id)
+        });
+        let id = match parsed {
+            Ok(id) => id,
+            Err(desc) => return Answer::error(desc),
+        };
+        match builtin {
+            Builtin::Sync | Builtin::SyncDelimited => Answer::Return {
+                value: json!(id),
+                delimited: builtin == Builtin::SyncDelimited,
+            },
+            Builtin::Ping => {
+                tracing::debug!("guest-ping called");
+                Answer::Return {
+                    value: json!({}),
+                    delimited: false,
+                }
+            }
+            Builtin::Info => Answer::Return {
+                value: self.info(),
+                delimited: false,
+            },
+        }
+    }
+
+    /// `guest-info`: every command, last-defined first as in qemu-ga, with
+    /// `enabled` as the policy and the component loader decided.
+    fn info(&mut self) -> Value {
+        let supported: Vec<Value> = commands::CATALOGUE
+            .iter()
+            .rev()
+            .map(|spec| {
+                json!({
+                    "enabled": self.enabled(spec).is_ok(),
+                    "name": spec.name,
+                    "success-response": spec.success_response,
+                })
+            })
+            .collect();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "supported_commands": supported,
+        })
+    }
+
+    fn component(&mut self, spec: &CommandSpec, arguments: &str) -> Answer {
+        let files = Arc::clone(&self.files);
+        let mut staged = std::mem::take(&mut self.staged);
+        let result = match self.sandbox() {
+            Ok(sandbox) => sandbox.call(spec.name, arguments, &files, &mut staged),
+            Err(reason) => Err(CallError::Command(reason.to_string())),
+        };
+        self.staged = staged;
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(e) => return Answer::error(call_error_desc(spec.name, e)),
+        };
+        // The component is untrusted: its JSON is checked, not passed through.
+        let value: Value = match serde_json::from_str(&reply.json) {
+            Ok(value) => value,
+            Err(e) => {
+                return Answer::error(format!(
+                    "{}: its component returned invalid JSON: {e}",
+                    spec.name
+                ));
+            }
+        };
+        match (reply.staged_member, value) {
+            (None, value) => Answer::Return {
+                value,
+                delimited: false,
+            },
+            (Some(member), Value::Object(object)) if !object.contains_key(&member) => {
+                Answer::ReturnStaged { object, member }
+            }
+            (Some(member), _) => Answer::error(format!(
+                "{}: its component asked for staged member '{member}' on a value \
+                 that is not an object without it",
+                spec.name
+            )),
+        }
+    }
+}
+
+fn call_error_desc(command: &str, error: CallError) -> String {
+    match error {
+        CallError::Command(desc) => desc,
+        CallError::Trap(trap) => format!("{command} failed: its component trapped: {trap}"),
+        CallError::Timeout(limit) => format!(
+            "{command} failed: its component exceeded the time limit of {} ms",
+            limit.as_millis()
+        ),
+        CallError::MemoryLimit(mib) => format!(
+            "{command} failed: its component exceeded the memory limit of {mib} MiB"
+        ),
+    }
+}

@@ -1,0 +1,394 @@
+//! `sandga:agent/files`: open files by qemu-ga handle, confined to the
+//! directories the policy grants.
+//!
+//! Every path is resolved beneath a `cap-std` handle of a granted directory,
+//! so `..`, absolute and relative symlinks cannot leave it; no `std::fs` call
+//! ever sees a path from a request. Only regular files are opened, and always
+//! with `O_NONBLOCK`, so a fifo or device can neither be opened nor block the
+//! agent. Handles live here, outside any component's store: they survive
+//! client reconnects and component traps.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, IntoRawFd};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result};
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt, PermissionsExt};
+use nix::errno::Errno;
+use nix::unistd::Whence as SeekWhence;
+
+use super::HostState;
+use super::bindings::sandga::agent::files::{self, FileError, OpenFlags, ReadOutcome, Whence};
+use crate::policy::{Access, DirectoryGrant};
+use crate::state::HandleCounter;
+
+/// The host's own cap on one read, whatever a component asks: qemu-ga's
+/// 48 MiB, sized so the base64 reply stays under the 64 MiB message limit.
+pub const MAX_READ: u64 = 48 << 20;
+
+struct GrantedDir {
+    root: PathBuf,
+    dir: Dir,
+    access: Access,
+}
+
+struct OpenFile {
+    file: File,
+}
+
+pub struct FileTable {
+    grants: Vec<GrantedDir>,
+    /// Relative request paths resolve against this, as they do for qemu-ga
+    /// (its working directory).
+    cwd: PathBuf,
+    open: HashMap<i64, OpenFile>,
+    counter: HandleCounter,
+}
+
+impl FileTable {
+    /// Opens every granted directory once, at start, from the root-owned
+    /// policy: the only ambient path lookups file access ever does.
+    pub fn new(grants: &[DirectoryGrant], cwd: PathBuf, counter: HandleCounter) -> Result<Self> {
+        let mut opened = Vec::with_capacity(grants.len());
+        for grant in grants {
+            let dir = Dir::open_ambient_dir(&grant.path, ambient_authority()).with_context(|| {
+                format!("opening granted directory '{}'", grant.path.display())
+            })?;
+            opened.push(GrantedDir {
+                root: grant.path.clone(),
+                dir,
+                access: grant.access,
+            });
+        }
+        Ok(FileTable {
+            grants: opened,
+            cwd,
+            open: HashMap::new(),
+            counter,
+        })
+    }
+
+    pub fn open(&mut self, path: &str, flags: OpenFlags) -> Result<i64, FileError> {
+        let writes = flags.intersects(OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::TRUNCATE);
+        let create = flags.contains(OpenFlags::CREATE);
+        if path.is_empty() {
+            return Err(os_error(Errno::ENOENT));
+        }
+        let absolute = self.cwd.join(path);
+        let (grant, relative) = self.grant_for(&absolute).ok_or_else(|| {
+            FileError::Denied(format!(
+                "the policy grants no directory that contains '{path}'"
+            ))
+        })?;
+        if writes && grant.access == Access::Read {
+            return Err(FileError::Denied(format!(
+                "the policy grants '{}' read-only",
+                grant.root.display()
+            )));
+        }
+        let outside = || {
+            FileError::Denied(format!(
+                "'{path}' resolves outside the granted directory '{}'",
+                grant.root.display()
+            ))
+        };
+
+        // Refuse a non-regular file before opening it: opening a device can
+        // have side effects of its own.
+        match grant.dir.metadata(&relative) {
+            Ok(meta) if !meta.is_file() => return Err(not_regular()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {}
+            Err(e) => return Err(io_error(e, outside)),
+        }
+
+        let mut options = OpenOptions::new();
+        options
+            .read(flags.contains(OpenFlags::READ))
+            .write(writes)
+            .append(flags.contains(OpenFlags::APPEND))
+            .custom_flags(libc_flags());
+        let file = if create {
+            // Like qemu-ga: a file this call creates gets 0666 whatever the
+            // umask; an existing file keeps its permissions.
+            let mut exclusive = options.clone();
+            exclusive.create_new(true).mode(0o666);
+            match grant.dir.open_with(&relative, &exclusive) {
+                Ok(file) => {
+                    file.set_permissions(cap_std::fs::Permissions::from_mode(0o666))
+                        .map_err(|e| io_error(e, outside))?;
+                    file
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    options.truncate(flags.contains(OpenFlags::TRUNCATE));
+                    grant
+                        .dir
+                        .open_with(&relative, &options)
+                        .map_err(|e| io_error(e, outside))?
+                }
+                Err(e) => return Err(io_error(e, outside)),
+            }
+        } else {
+            options.truncate(flags.contains(OpenFlags::TRUNCATE));
+            grant
+                .dir
+                .open_with(&relative, &options)
+                .map_err(|e| io_error(e, outside))?
+        };
+        let file = file.into_std();
+        // The path may have been swapped between the check and the open.
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(not_regular()),
+            Err(e) => return Err(io_error(e, outside)),
+        }
+        let handle = self
+            .counter
+            .take()
+            .map_err(|e| FileError::Os(format!("{e:#}")))?;
+        self.open.insert(handle, OpenFile { file });
+        Ok(handle)
+    }
+
+    pub fn close(&mut self, handle: i64) -> Result<(), FileError> {
+        let entry = self.open.remove(&handle).ok_or(FileError::UnknownHandle)?;
+        // Linux releases the descriptor even when close reports an error, so
+        // the handle is gone either way; the error is still worth reporting.
+        nix::unistd::close(entry.file.into_raw_fd()).map_err(os_error)
+    }
+
+    /// Reads up to `count` bytes into `staged` (replacing its contents).
+    pub fn read(
+        &mut self,
+        handle: i64,
+        count: u64,
+        staged: &mut Vec<u8>,
+    ) -> Result<ReadOutcome, FileError> {
+        if count > MAX_READ {
+            return Err(FileError::Invalid(format!(
+                "value '{count}' is invalid for argument count"
+            )));
+        }
+        let entry = self.entry(handle)?;
+        staged.clear();
+        staged.reserve_exact(count as usize);
+        // `take` + `read_to_end` reads straight into the spare capacity and
+        // keeps going after short reads, like fread.
+        (&entry.file)
+            .take(count)
+            .read_to_end(staged)
+            .map_err(|e| io_error(e, || os_error(Errno::EACCES)))?;
+        let got = staged.len() as u64;
+        Ok(ReadOutcome {
+            count: got,
+            eof: got < count,
+        })
+    }
+
+    pub fn write(&mut self, handle: i64, data: &[u8]) -> Result<u64, FileError> {
+        let entry = self.entry(handle)?;
+        (&entry.file)
+            .write_all(data)
+            .map_err(|e| io_error(e, || os_error(Errno::EACCES)))?;
+        Ok(data.len() as u64)
+    }
+
+    pub fn seek(&mut self, handle: i64, offset: i64, whence: Whence) -> Result<u64, FileError> {
+        let entry = self.entry(handle)?;
+        let whence = match whence {
+            Whence::Set => SeekWhence::SeekSet,
+            Whence::Cur => SeekWhence::SeekCur,
+            Whence::End => SeekWhence::SeekEnd,
+        };
+        let position = nix::unistd::lseek(entry.file.as_fd(), offset, whence).map_err(os_error)?;
+        // lseek never returns a negative position on success.
+        Ok(position.unsigned_abs())
+    }
+
+    /// Writes go straight to the kernel (there is no user-space buffer as
+    /// with qemu-ga's stdio), so a flush only has to find the handle.
+    pub fn flush(&mut self, handle: i64) -> Result<(), FileError> {
+        self.entry(handle).map(|_| ())
+    }
+
+    fn entry(&self, handle: i64) -> Result<&OpenFile, FileError> {
+        self.open.get(&handle).ok_or(FileError::UnknownHandle)
+    }
+
+    /// The most specific grant whose root contains `path`, and the rest of
+    /// the path relative to it (still unresolved: `..` and symlinks in it are
+    /// resolved beneath the grant by cap-std).
+    fn grant_for(&self, path: &Path) -> Option<(&GrantedDir, PathBuf)> {
+        self.grants
+            .iter()
+            .filter_map(|grant| {
+                let rest = path.strip_prefix(&grant.root).ok()?;
+                let mut relative: PathBuf = rest
+                    .components()
+                    .filter(|c| !matches!(c, Component::CurDir))
+                    .collect();
+                if relative.as_os_str().is_empty() {
+                    relative.push(".");
+                }
+                Some((grant, relative))
+            })
+            .max_by_key(|(grant, _)| grant.root.components().count())
+    }
+}
+
+fn libc_flags() -> i32 {
+    // O_NONBLOCK: no open or read can block the agent. O_NOCTTY: a terminal
+    // can never become the agent's controlling tty.
+    (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits()
+}
+
+fn not_regular() -> FileError {
+    FileError::Denied("not a regular file; only regular files may be opened".into())
+}
+
+fn os_error(errno: Errno) -> FileError {
+    FileError::Os(errno.desc().to_string())
+}
+
+/// cap-std reports an escape from the granted directory as a permission
+/// error with no OS error code; everything else is the kernel's answer.
+fn io_error(e: io::Error, outside: impl FnOnce() -> FileError) -> FileError {
+    match e.raw_os_error() {
+        Some(code) => os_error(Errno::from_raw(code)),
+        None if e.kind() == io::ErrorKind::PermissionDenied => outside(),
+        None => FileError::Os(e.to_string()),
+    }
+}
+
+impl files::Host for HostState {
+    fn open(&mut self, path: String, flags: OpenFlags) -> Result<i64, FileError> {
+        self.file_table()?.open(&path, flags)
+    }
+
+    fn close(&mut self, handle: i64) -> Result<(), FileError> {
+        self.file_table()?.close(handle)
+    }
+
+    fn read(&mut self, handle: i64, count: u64) -> Result<ReadOutcome, FileError> {
+        let table = self.files.clone();
+        let Some(table) = table else {
+            return Err(not_granted());
+        };
+        let mut table = table.lock().map_err(|_| poisoned())?;
+        table.read(handle, count, &mut self.staged)
+    }
+
+    fn write(&mut self, handle: i64, data: Vec<u8>) -> Result<u64, FileError> {
+        self.file_table()?.write(handle, &data)
+    }
+
+    fn seek(&mut self, handle: i64, offset: i64, whence: Whence) -> Result<u64, FileError> {
+        self.file_table()?.seek(handle, offset, whence)
+    }
+
+    fn flush(&mut self, handle: i64) -> Result<(), FileError> {
+        self.file_table()?.flush(handle)
+    }
+}
+
+impl HostState {
+    /// The file table, if this call was granted `files` (checked again here:
+    /// linking is the first check, not the only one).
+    fn file_table(&self) -> Result<std::sync::MutexGuard<'_, FileTable>, FileError> {
+        self.files
+            .as_ref()
+            .ok_or_else(not_granted)?
+            .lock()
+            .map_err(|_| poisoned())
+    }
+}
+
+fn not_granted() -> FileError {
+    FileError::Denied("the policy does not grant file access to this command".into())
+}
+
+fn poisoned() -> FileError {
+    FileError::Os("file table unavailable".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(access: Access) -> (tempfile::TempDir, tempfile::TempDir, FileTable) {
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let grants = [DirectoryGrant {
+            path: root.path().join("granted"),
+            access,
+        }];
+        std::fs::create_dir(&grants[0].path).unwrap();
+        let counter = HandleCounter::load(state.path()).unwrap();
+        let table = FileTable::new(&grants, root.path().to_path_buf(), counter).unwrap();
+        (root, state, table)
+    }
+
+    const RW: OpenFlags = OpenFlags::READ.union(OpenFlags::WRITE).union(OpenFlags::CREATE);
+
+    #[test]
+    fn write_read_seek_roundtrip() {
+        let (_root, _state, mut t) = table(Access::ReadWrite);
+        let h = t.open("granted/f", RW | OpenFlags::TRUNCATE).unwrap();
+        assert_eq!(h, 1000);
+        assert_eq!(t.write(h, b"hello").unwrap(), 5);
+        assert_eq!(t.seek(h, 1, Whence::Set).unwrap(), 1);
+        let mut staged = Vec::new();
+        let outcome = t.read(h, 10, &mut staged).unwrap();
+        assert_eq!((outcome.count, outcome.eof), (4, true));
+        assert_eq!(staged, b"ello");
+        t.close(h).unwrap();
+        assert!(matches!(t.close(h), Err(FileError::UnknownHandle)));
+    }
+
+    #[test]
+    fn refuses_paths_outside_grants() {
+        let (root, _state, mut t) = table(Access::ReadWrite);
+        std::fs::write(root.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink("../secret", root.path().join("granted/rel")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret"), root.path().join("granted/abs"))
+            .unwrap();
+        for path in ["secret", "granted/../secret", "granted/rel", "granted/abs", "/etc/passwd"] {
+            match t.open(path, OpenFlags::READ) {
+                Err(FileError::Denied(_)) => {}
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        match t.open("granted/../granted/../x", RW) {
+            Err(FileError::Denied(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(!root.path().join("x").exists());
+    }
+
+    #[test]
+    fn read_only_grant_refuses_writes_and_non_regular_files() {
+        let (root, _state, mut t) = table(Access::Read);
+        std::fs::write(root.path().join("granted/f"), "x").unwrap();
+        assert!(matches!(
+            t.open("granted/f", OpenFlags::WRITE),
+            Err(FileError::Denied(_))
+        ));
+        assert_eq!(std::fs::read(root.path().join("granted/f")).unwrap(), b"x");
+        nix::unistd::mkfifo(
+            &root.path().join("granted/fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert!(matches!(
+            t.open("granted/fifo", OpenFlags::READ),
+            Err(FileError::Denied(_))
+        ));
+        assert!(matches!(
+            t.open("granted", OpenFlags::READ),
+            Err(FileError::Denied(_))
+        ));
+    }
+}

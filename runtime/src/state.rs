@@ -1,0 +1,122 @@
+//! What the agent keeps in its state directory across restarts: the file
+//! handle counter, in qemu-ga's own `qga.state` format so either agent can
+//! take over a guest from the other and handles are never reused.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+const STATE_FILE: &str = "qga.state";
+/// qemu-ga's first handle.
+const FIRST_HANDLE: i64 = 1000;
+
+#[derive(Debug)]
+pub struct HandleCounter {
+    path: PathBuf,
+    next: i64,
+}
+
+impl HandleCounter {
+    /// Reads `<statedir>/qga.state`, creating it if it is missing.
+    pub fn load(state_dir: &Path) -> Result<HandleCounter> {
+        let path = state_dir.join(STATE_FILE);
+        let next = match fs::read_to_string(&path) {
+            Ok(text) => parse(&text)
+                .with_context(|| format!("loading persistent state from {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FIRST_HANDLE,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("loading persistent state from {}", path.display()));
+            }
+        };
+        let counter = HandleCounter { path, next };
+        counter.save()?;
+        Ok(counter)
+    }
+
+    /// Takes the next handle and records that it is taken before handing it
+    /// out, so a crash right after cannot make a restarted agent reuse it.
+    pub fn take(&mut self) -> Result<i64> {
+        let handle = self.next;
+        self.next = handle
+            .checked_add(1)
+            .context("file handle counter exhausted")?;
+        self.save()?;
+        Ok(handle)
+    }
+
+    fn save(&self) -> Result<()> {
+        let tmp = self.path.with_extension("state.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::File::create(&tmp)?;
+            write!(file, "[global]\nfd_counter={}\n", self.next)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &self.path)
+        };
+        write().with_context(|| {
+            format!(
+                "failed to commit persistent state to disk ({})",
+                self.path.display()
+            )
+        })
+    }
+}
+
+/// Parses the `[global]` `fd_counter` key of a GKeyFile; a missing key means
+/// the first handle, as in qemu-ga. Anything malformed is refused rather than
+/// guessed at, since a wrong guess could hand out a handle twice.
+fn parse(text: &str) -> Result<i64> {
+    let mut group = None;
+    let mut counter = None;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            group = Some(name.to_string());
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("line {}: not a key=value pair", number + 1);
+        };
+        if group.as_deref() == Some("global") && key.trim() == "fd_counter" {
+            let value: i64 = value
+                .trim()
+                .parse()
+                .with_context(|| format!("line {}: fd_counter is not an integer", number + 1))?;
+            if value < 0 {
+                bail!("line {}: fd_counter is negative", number + 1);
+            }
+            counter = Some(value);
+        }
+    }
+    Ok(counter.unwrap_or(FIRST_HANDLE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_1000_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut counter = HandleCounter::load(dir.path()).unwrap();
+        assert_eq!(counter.take().unwrap(), 1000);
+        assert_eq!(counter.take().unwrap(), 1001);
+        let text = fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        assert_eq!(text, "[global]\nfd_counter=1002\n");
+        let mut again = HandleCounter::load(dir.path()).unwrap();
+        assert_eq!(again.take().unwrap(), 1002);
+    }
+
+    #[test]
+    fn reads_qemu_ga_state_and_refuses_garbage() {
+        assert_eq!(parse("[global]\nfd_counter=1003\n").unwrap(), 1003);
+        assert_eq!(parse("[global]\n").unwrap(), 1000);
+        assert!(parse("[global]\nfd_counter=abc\n").is_err());
+        assert!(parse("garbage").is_err());
+    }
+}

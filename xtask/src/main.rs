@@ -1,0 +1,132 @@
+//! Development tasks: `cargo xtask <task>`.
+//!
+//! - `build-components`: builds every crate in `guest-commands/` for
+//!   wasm32-wasip2 and precompiles each component to `target/components/*.cwasm`
+//!   with the daemon's exact engine configuration.
+//! - `run -- <sandga options>`: builds the components and the daemon, runs it.
+//! - `test`: everything CI checks: formatting, components, tests, clippy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <build-components | run -- <sandga options> | test>";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.skip_while(|a| a == "--").collect();
+    match task.as_str() {
+        "build-components" => build_components().map(|_| ()),
+        "run" => run(&rest),
+        "test" => test(),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn status(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Returns the directory holding the `.cwasm` files.
+fn build_components() -> Result<PathBuf> {
+    let root = root();
+    let guests = root.join("guest-commands");
+    status(
+        cargo()
+            .current_dir(&guests)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            // Host-target settings must not leak into the wasm build.
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS"),
+    )
+    .context("building components (is the target installed? `rustup target add wasm32-wasip2`)")?;
+
+    let built = guests.join("target/wasm32-wasip2/release");
+    let out = root.join("target/components");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let engine = sandga::sandbox::engine::engine()?;
+    let mut count = 0;
+    for entry in std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))? {
+        let path = entry?.path();
+        let (Some("wasm"), Some(name)) = (
+            path.extension().and_then(|e| e.to_str()),
+            path.file_stem().and_then(|s| s.to_str()),
+        ) else {
+            continue;
+        };
+        let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let cwasm = sandga::sandbox::engine::precompile(&engine, &wasm)
+            .with_context(|| format!("precompiling {}", path.display()))?;
+        let target = out.join(format!("{name}.cwasm"));
+        // Rewriting an unchanged file would make cargo rebuild the daemon.
+        if std::fs::read(&target).ok().as_deref() != Some(&cwasm[..]) {
+            std::fs::write(&target, &cwasm)
+                .with_context(|| format!("writing {}", target.display()))?;
+        }
+        println!("component {name}: {} bytes wasm, {} bytes cwasm", wasm.len(), cwasm.len());
+        count += 1;
+    }
+    if count == 0 {
+        bail!("no components found in {}", built.display());
+    }
+    Ok(out)
+}
+
+fn run(args: &[String]) -> Result<()> {
+    build_components()?;
+    status(
+        cargo()
+            .current_dir(root())
+            .args(["run", "--quiet", "-p", "sandga", "--"])
+            .args(args),
+    )
+}
+
+fn test() -> Result<()> {
+    let root = root();
+    status(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))
+        .context("formatting differs: run `cargo fmt --all`")?;
+    status(
+        cargo()
+            .current_dir(root.join("guest-commands"))
+            .args(["fmt", "--all", "--check"]),
+    )
+    .context("component formatting differs: run `cargo fmt --all` in guest-commands")?;
+    build_components()?;
+    // The components' own logic, natively (the crates are also rlibs).
+    status(
+        cargo()
+            .current_dir(root.join("guest-commands"))
+            .env_remove("CARGO_TARGET_DIR")
+            .arg("test"),
+    )?;
+    status(cargo().current_dir(&root).args(["test", "-p", "sandga"]))?;
+    status(cargo().current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
