@@ -19,7 +19,8 @@ fn main() {
     if env::var_os("CARGO_FEATURE_COMPILER").is_none() {
         let dir = env::var_os("SANDGA_COMPONENTS_DIR").map_or_else(
             || {
-                let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+                let manifest =
+                    PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
                 manifest.join("../target/components")
             },
             PathBuf::from,
@@ -45,10 +46,15 @@ fn main() {
         }
         for (name, path) in found {
             println!("cargo:rerun-if-changed={}", path.display());
-            writeln!(generated, "    ({name:?}, include_bytes!({:?})),", path.display().to_string())
-                .expect("writing to a String");
+            writeln!(
+                generated,
+                "    ({name:?}, include_bytes!({:?})),",
+                path.display().to_string()
+            )
+            .expect("writing to a String");
         }
     }
     generated.push_str("];\n");
-    std::fs::write(out.join("embedded_components.rs"), generated).expect("writing embedded_components.rs");
+    std::fs::write(out.join("embedded_components.rs"), generated)
+        .expect("writing embedded_components.rs");
 }

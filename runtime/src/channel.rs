@@ -104,7 +104,9 @@ fn listen_unix(path: &Path) -> Result<AsyncFd<OwnedFd>> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing stale socket {}", path.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("removing stale socket {}", path.display()));
+        }
     }
     let fd = socket(
         AddressFamily::Unix,
@@ -150,8 +152,11 @@ fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
 pub async fn accept(listener: &AsyncFd<OwnedFd>) -> io::Result<Connection> {
     let fd = listener
         .async_io(Interest::READABLE, |fd| {
-            accept4(fd.as_raw_fd(), SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC)
-                .map_err(io::Error::from)
+            accept4(
+                fd.as_raw_fd(),
+                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(io::Error::from)
         })
         .await?;
     // SAFETY: accept4 just returned this descriptor; nothing else owns it.

@@ -178,7 +178,15 @@ mod tests {
         assert_eq!(o.path.as_deref(), Some("/tmp/s"));
         assert_eq!(o.state_dir, PathBuf::from("/tmp/st"));
         assert!(o.verbose);
-        let o = run(&["-vm", "vsock-listen", "--path", "3:1234", "--policy", "p.toml"]).unwrap();
+        let o = run(&[
+            "-vm",
+            "vsock-listen",
+            "--path",
+            "3:1234",
+            "--policy",
+            "p.toml",
+        ])
+        .unwrap();
         assert_eq!(o.method, Method::VsockListen);
         assert_eq!(o.policy, Some(PathBuf::from("p.toml")));
         assert_eq!(parse([OsString::from("-V")]), Ok(Command::Version));
@@ -189,9 +197,19 @@ mod tests {
     fn bad_command_lines() {
         assert_eq!(run(&["-x"]), Err(UsageError(UNKNOWN.into())));
         assert_eq!(run(&["--bogus"]), Err(UsageError(UNKNOWN.into())));
-        assert!(run(&["-m", "carrier-pigeon"]).unwrap_err().0.contains("unsupported channel"));
+        assert!(
+            run(&["-m", "carrier-pigeon"])
+                .unwrap_err()
+                .0
+                .contains("unsupported channel")
+        );
         assert!(run(&["-p"]).unwrap_err().0.contains("requires an argument"));
-        assert!(run(&["--verbose=yes"]).unwrap_err().0.contains("doesn't allow"));
+        assert!(
+            run(&["--verbose=yes"])
+                .unwrap_err()
+                .0
+                .contains("doesn't allow")
+        );
         assert!(run(&["stray"]).is_err());
     }
 }

@@ -259,8 +259,8 @@ fn call_error_desc(command: &str, error: CallError) -> String {
             "{command} failed: its component exceeded the time limit of {} ms",
             limit.as_millis()
         ),
-        CallError::MemoryLimit(mib) => format!(
-            "{command} failed: its component exceeded the memory limit of {mib} MiB"
-        ),
+        CallError::MemoryLimit(mib) => {
+            format!("{command} failed: its component exceeded the memory limit of {mib} MiB")
+        }
     }
 }

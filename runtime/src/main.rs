@@ -13,7 +13,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("sandga {} (QEMU Guest Agent compatible)", env!("CARGO_PKG_VERSION"));
+            println!(
+                "sandga {} (QEMU Guest Agent compatible)",
+                env!("CARGO_PKG_VERSION")
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -22,11 +25,20 @@ fn main() -> ExitCode {
         }
     };
 
-    let level = if options.verbose { Level::DEBUG } else { Level::WARN };
-    let logging = tracing_subscriber::fmt().with_max_level(level).with_target(false);
+    let level = if options.verbose {
+        Level::DEBUG
+    } else {
+        Level::WARN
+    };
+    let logging = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
     match &options.logfile {
         Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
-            Ok(file) => logging.with_ansi(false).with_writer(Mutex::new(file)).init(),
+            Ok(file) => logging
+                .with_ansi(false)
+                .with_writer(Mutex::new(file))
+                .init(),
             Err(e) => {
                 eprintln!("error opening logfile {}: {e}", path.display());
                 return ExitCode::FAILURE;

@@ -112,12 +112,13 @@ struct RawLimits {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawCommand {
     #[serde(default)]
     grants: Vec<Spanned<String>>,
-    #[serde(default, flatten)]
-    limits: RawLimits,
+    // The limits' keys, inline (serde's `flatten` would lose their spans).
+    memory_mib: Option<Spanned<u64>>,
+    time_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -195,7 +196,11 @@ impl Policy {
                     grants.push(grant);
                 }
             }
-            let limits = command.limits.apply(defaults, &error)?;
+            let limits = RawLimits {
+                memory_mib: command.memory_mib,
+                time_ms: command.time_ms,
+            }
+            .apply(defaults, &error)?;
             commands.insert(name, CommandPolicy { grants, limits });
         }
 
@@ -324,7 +329,12 @@ mod tests {
     #[test]
     fn default_policy_enables_runtime_commands_and_grants_no_directory() {
         let policy = Policy::parse(DEFAULT_POLICY, "default").unwrap();
-        for name in ["guest-sync", "guest-sync-delimited", "guest-ping", "guest-info"] {
+        for name in [
+            "guest-sync",
+            "guest-sync-delimited",
+            "guest-ping",
+            "guest-info",
+        ] {
             assert!(policy.command(name).is_some(), "{name}");
         }
         assert!(policy.command("guest-file-write").is_none());
@@ -335,7 +345,10 @@ mod tests {
     fn unknown_command_is_reported_with_its_line() {
         let e = parse_err("[commands.guest-ping]\n\n[commands.guest-frobnicate]\n");
         assert_eq!(e.line, Some(3));
-        assert!(e.reason.contains("unknown command 'guest-frobnicate'"), "{e}");
+        assert!(
+            e.reason.contains("unknown command 'guest-frobnicate'"),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("policy t.toml:3: "), "{e}");
     }
 

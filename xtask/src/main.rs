@@ -66,7 +66,9 @@ fn build_components() -> Result<PathBuf> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let engine = sandga::sandbox::engine::engine()?;
     let mut count = 0;
-    for entry in std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))? {
+    for entry in
+        std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))?
+    {
         let path = entry?.path();
         let (Some("wasm"), Some(name)) = (
             path.extension().and_then(|e| e.to_str()),
@@ -83,7 +85,11 @@ fn build_components() -> Result<PathBuf> {
             std::fs::write(&target, &cwasm)
                 .with_context(|| format!("writing {}", target.display()))?;
         }
-        println!("component {name}: {} bytes wasm, {} bytes cwasm", wasm.len(), cwasm.len());
+        println!(
+            "component {name}: {} bytes wasm, {} bytes cwasm",
+            wasm.len(),
+            cwasm.len()
+        );
         count += 1;
     }
     if count == 0 {

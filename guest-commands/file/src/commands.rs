@@ -195,6 +195,7 @@ pub fn write(host: &mut impl FileHost, mut args: Args) -> Result<Reply, String> 
     // qemu-ga looks the handle up first; `files.write` is the first the host
     // hears of it, so decoding and count errors come before an unknown handle.
     let mut data = decode_base64(&buf_b64)?;
+    // Up to 64 MiB of text: free it before the host call copies the data.
     drop(buf_b64);
     if let Some(count) = count {
         let len = usize::try_from(count)

@@ -10,7 +10,9 @@ impl clock::Host for HostState {
         // qemu-ga reports g_get_real_time() * 1000: microsecond resolution.
         match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(since) => i64::try_from(since.as_micros()).map_or(i64::MAX, |us| us * 1000),
-            Err(before) => -i64::try_from(before.duration().as_micros()).map_or(i64::MAX, |us| us * 1000),
+            Err(before) => {
+                -i64::try_from(before.duration().as_micros()).map_or(i64::MAX, |us| us * 1000)
+            }
         }
     }
 }

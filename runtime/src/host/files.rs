@@ -54,9 +54,8 @@ impl FileTable {
     pub fn new(grants: &[DirectoryGrant], cwd: PathBuf, counter: HandleCounter) -> Result<Self> {
         let mut opened = Vec::with_capacity(grants.len());
         for grant in grants {
-            let dir = Dir::open_ambient_dir(&grant.path, ambient_authority()).with_context(|| {
-                format!("opening granted directory '{}'", grant.path.display())
-            })?;
+            let dir = Dir::open_ambient_dir(&grant.path, ambient_authority())
+                .with_context(|| format!("opening granted directory '{}'", grant.path.display()))?;
             opened.push(GrantedDir {
                 root: grant.path.clone(),
                 dir,
@@ -331,7 +330,9 @@ mod tests {
         (root, state, table)
     }
 
-    const RW: OpenFlags = OpenFlags::READ.union(OpenFlags::WRITE).union(OpenFlags::CREATE);
+    const RW: OpenFlags = OpenFlags::READ
+        .union(OpenFlags::WRITE)
+        .union(OpenFlags::CREATE);
 
     #[test]
     fn write_read_seek_roundtrip() {
@@ -355,7 +356,13 @@ mod tests {
         std::os::unix::fs::symlink("../secret", root.path().join("granted/rel")).unwrap();
         std::os::unix::fs::symlink(root.path().join("secret"), root.path().join("granted/abs"))
             .unwrap();
-        for path in ["secret", "granted/../secret", "granted/rel", "granted/abs", "/etc/passwd"] {
+        for path in [
+            "secret",
+            "granted/../secret",
+            "granted/rel",
+            "granted/abs",
+            "/etc/passwd",
+        ] {
             match t.open(path, OpenFlags::READ) {
                 Err(FileError::Denied(_)) => {}
                 other => panic!("{path}: {other:?}"),

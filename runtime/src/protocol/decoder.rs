@@ -796,16 +796,17 @@ mod tests {
     #[test]
     fn ff_inside_string() {
         assert_eq!(
-            decode(b"{\"execute\":\"gu\xffest{\"execute\":\"b\"}"),
-            vec![]
-        );
-        assert_eq!(
             decode(b"{\"execute\":\"gu\xff{\"execute\":\"b\"}"),
             vec![req("b")]
         );
         assert_eq!(
             decode(b"{\"execute\":'gu\\\xff{\"execute\":\"b\"}"),
             vec![req("b")]
+        );
+        // The reset is to the start state: what follows the 0xFF is new input.
+        assert_eq!(
+            decode(b"{\"execute\":\"gu\xffest{\"execute\":\"b\"}"),
+            vec![err("JSON parse error, invalid keyword 'est'"), req("b")]
         );
     }
 

@@ -114,7 +114,7 @@ mod tests {
         write_return(&mut out, &json!({}), None);
         assert_eq!(out, b"{\"return\":{}}\n");
         out.clear();
-        let id: Value = serde_json::from_str("1e3").unwrap();
+        let id = Value::Number(serde_json::Number::from_string_unchecked("1e3".into()));
         write_return(&mut out, &json!(2), Some(&id));
         assert_eq!(out, b"{\"return\":2,\"id\":1e3}\n");
     }

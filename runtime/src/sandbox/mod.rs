@@ -153,14 +153,11 @@ impl Sandbox {
 
         let outcome = {
             let _armed = self.watchdog.arm(limit);
-            prepared
-                .pre
-                .instantiate(&mut store)
-                .and_then(|instance| {
-                    instance
-                        .sandga_agent_command()
-                        .call_run(&mut store, command, arguments)
-                })
+            prepared.pre.instantiate(&mut store).and_then(|instance| {
+                instance
+                    .sandga_agent_command()
+                    .call_run(&mut store, command, arguments)
+            })
         };
         let state = store.into_data();
         *staged = state.staged;
@@ -170,9 +167,9 @@ impl Sandbox {
                 staged_member: reply.staged_member,
             }),
             Ok(Err(error)) => Err(CallError::Command(error.desc)),
-            Err(_) if state.memory_limit_hit => Err(CallError::MemoryLimit(
-                prepared.limits.memory_bytes >> 20,
-            )),
+            Err(_) if state.memory_limit_hit => {
+                Err(CallError::MemoryLimit(prepared.limits.memory_bytes >> 20))
+            }
             Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
                 Err(CallError::Timeout(limit))
             }
@@ -240,7 +237,11 @@ fn load_pinned(engine: &Engine, name: &str, path: &PathBuf, policy: &Policy) -> 
 }
 
 /// Links `component` against exactly `grants` and prepares it.
-fn link(engine: &Engine, component: &Component, grants: &[String]) -> Result<RuntimePre<HostState>> {
+fn link(
+    engine: &Engine,
+    component: &Component,
+    grants: &[String],
+) -> Result<RuntimePre<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     for grant in grants {
         match grant.as_str() {

@@ -77,12 +77,17 @@ fn run(shared: &Shared, engine: &EngineWeak) {
         match slot.deadline {
             None => {
                 slot.wakes_at = None;
-                slot = shared.wake.wait(slot).unwrap_or_else(PoisonError::into_inner);
+                slot = shared
+                    .wake
+                    .wait(slot)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
             Some(deadline) => {
                 let now = Instant::now();
                 if now >= deadline {
-                    let Some(engine) = engine.upgrade() else { return };
+                    let Some(engine) = engine.upgrade() else {
+                        return;
+                    };
                     engine.increment_epoch();
                     slot.deadline = None;
                 } else {
