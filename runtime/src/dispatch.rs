@@ -105,7 +105,10 @@ impl Dispatcher {
             };
         }
         let arguments = match &request.arguments {
-            Some(map) if !map.is_empty() => Value::Object(map.clone()).to_string(),
+            Some(map) if !map.is_empty() => match serde_json::to_string(map) {
+                Ok(text) => text,
+                Err(e) => return Answer::error(format!("encoding arguments: {e}")),
+            },
             _ => "{}".to_string(),
         };
         let answer = match spec.executor {

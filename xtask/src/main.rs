@@ -2,7 +2,8 @@
 //!
 //! - `build-components`: builds every crate in `guest-commands/` for
 //!   wasm32-wasip2 and precompiles each component to `target/components/*.cwasm`
-//!   with the daemon's exact engine configuration.
+//!   with the daemon's exact engine configuration. Test-only crates named
+//!   `test-<component>` go to `target/test-components/<component>.cwasm`.
 //! - `run -- <sandga options>`: builds the components and the daemon, runs it.
 //! - `test`: everything CI checks: formatting, components, tests, clippy.
 
@@ -63,7 +64,10 @@ fn build_components() -> Result<PathBuf> {
 
     let built = guests.join("target/wasm32-wasip2/release");
     let out = root.join("target/components");
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let test_out = root.join("target/test-components");
+    for dir in [&out, &test_out] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let engine = sandga::sandbox::engine::engine()?;
     let mut count = 0;
     for entry in
@@ -79,7 +83,12 @@ fn build_components() -> Result<PathBuf> {
         let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let cwasm = sandga::sandbox::engine::precompile(&engine, &wasm)
             .with_context(|| format!("precompiling {}", path.display()))?;
-        let target = out.join(format!("{name}.cwasm"));
+        // `test-<component>` crates are test-only stand-ins: kept apart so
+        // the daemon never embeds them.
+        let target = match name.strip_prefix("test_") {
+            Some(stands_in_for) => test_out.join(format!("{stands_in_for}.cwasm")),
+            None => out.join(format!("{name}.cwasm")),
+        };
         // Rewriting an unchanged file would make cargo rebuild the daemon.
         if std::fs::read(&target).ok().as_deref() != Some(&cwasm[..]) {
             std::fs::write(&target, &cwasm)

@@ -170,10 +170,11 @@ impl Sandbox {
             Err(_) if state.memory_limit_hit => {
                 Err(CallError::MemoryLimit(prepared.limits.memory_bytes >> 20))
             }
-            Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                Err(CallError::Timeout(limit))
-            }
-            Err(e) => Err(CallError::Trap(format!("{e:#}"))),
+            Err(e) => match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => Err(CallError::Timeout(limit)),
+                Some(trap) => Err(CallError::Trap(trap.to_string())),
+                None => Err(CallError::Trap(e.root_cause().to_string())),
+            },
         }
     }
 }
