@@ -2,6 +2,7 @@
 //! the dispatcher, and answers back out.
 
 use std::io;
+use std::time::Duration;
 
 use crate::channel::{self, Channel, Connection};
 use crate::dispatch::{Answer, Dispatcher};
@@ -11,6 +12,10 @@ use crate::protocol::{self, Decoder, Inbound};
 const READ_SIZE: usize = 256 << 10;
 /// Answers to pipelined requests are written together, up to this much.
 const FLUSH_AT: usize = 1 << 20;
+/// Bounds on the pause between reads of a port that reads nothing: at worst
+/// five wake-ups a second while the host is away (qemu-ga: ten).
+const IDLE_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const IDLE_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 pub struct Agent {
     dispatcher: Dispatcher,
@@ -34,10 +39,20 @@ impl Agent {
     /// Serves the channel until an unrecoverable channel error.
     pub async fn run(&mut self, channel: Channel) -> anyhow::Result<()> {
         match channel {
-            Channel::Port(port) => loop {
-                self.serve(&port).await;
-                port.wait_for_host().await;
-            },
+            Channel::Port(port) => {
+                let mut idle = Duration::ZERO;
+                loop {
+                    // A port whose driver keeps reporting the hang-up would
+                    // make this loop spin; back off while reads bring nothing.
+                    if self.serve(&port).await {
+                        idle = Duration::ZERO;
+                    } else {
+                        idle = (idle * 2).clamp(IDLE_BACKOFF_MIN, IDLE_BACKOFF_MAX);
+                        tokio::time::sleep(idle).await;
+                    }
+                    port.wait_for_host().await;
+                }
+            }
             Channel::Listener(listener) => loop {
                 let client = channel::accept(&listener).await?;
                 tracing::debug!("client connected");
@@ -47,19 +62,23 @@ impl Agent {
         }
     }
 
-    /// Serves one connection until it hangs up. A partial request does not
-    /// carry over to the next client (qemu-ga's does, so its clients must
-    /// resynchronise with 0xFF; ours may, but need not).
-    async fn serve(&mut self, connection: &Connection) {
+    /// Serves one connection until it hangs up; returns whether it read
+    /// anything. A partial request does not carry over to the next client
+    /// (qemu-ga's does, so its clients must resynchronise with 0xFF; ours
+    /// may, but need not).
+    async fn serve(&mut self, connection: &Connection) -> bool {
+        let mut served = false;
         loop {
             let read = match connection.read(&mut self.buf).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::warn!("error reading channel: {e}");
+                    // A hung-up port reports errors such as EIO: not news.
+                    tracing::debug!("error reading channel: {e}");
                     break;
                 }
             };
+            served = true;
             let bytes = self.buf.get(..read).unwrap_or_default();
             self.decoder.feed(bytes, &mut self.inbound);
             if let Err(e) = self.answer_all(connection).await {
@@ -70,6 +89,7 @@ impl Agent {
         self.decoder = Decoder::new();
         self.inbound.clear();
         self.out.clear();
+        served
     }
 
     async fn answer_all(&mut self, connection: &Connection) -> io::Result<()> {
