@@ -1,0 +1,121 @@
+//! Serial-port channels, driven through a pseudo-terminal standing in for the
+//! port: the agent serves it raw, and once the far side hangs up it neither
+//! exits nor burns CPU.
+
+mod support;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::pty::openpty;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+struct PortAgent {
+    child: Child,
+    _state: tempfile::TempDir,
+}
+
+impl PortAgent {
+    fn start(method: &str, port: &str) -> PortAgent {
+        let state = support::temp_dir();
+        let child = Command::new(support::sandga_bin())
+            .args(["-m", method, "-p", port, "-t"])
+            .arg(state.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting sandga");
+        PortAgent {
+            child,
+            _state: state,
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"))
+    }
+
+    /// User plus system CPU time, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("reading /proc/PID/stat");
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // After the command name: state is field 3, utime 14 and stime 15.
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        field(14).unwrap_or(0) + field(15).unwrap_or(0)
+    }
+
+    fn stop(mut self) {
+        kill(self.pid(), Signal::SIGTERM).expect("signalling sandga");
+        let status = support::wait_bounded(&mut self.child, support::EXIT_TIMEOUT)
+            .expect("sandga exits after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{status}");
+    }
+}
+
+/// Reads from the pty master until `want` lines arrived (bounded).
+fn read_lines(master: &mut File, want: usize) -> String {
+    let deadline = Instant::now() + support::READ_TIMEOUT;
+    let mut got = Vec::new();
+    while got.iter().filter(|&&b| b == b'\n').count() < want {
+        assert!(Instant::now() < deadline, "no answer: {got:?}");
+        let mut buf = [0u8; 4096];
+        match master.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("reading the pty: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn pty() -> (File, String) {
+    let pty = openpty(None, None).expect("openpty");
+    let name = nix::unistd::ttyname(pty.slave.as_fd()).expect("ttyname");
+    let master: OwnedFd = pty.master;
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("non-blocking master");
+    // The slave stays open only in the agent.
+    drop(pty.slave);
+    (File::from(master), name.display().to_string())
+}
+
+#[test]
+fn isa_serial_serves_a_raw_port_and_idles_after_hang_up() {
+    let (mut master, port) = pty();
+    let agent = PortAgent::start("isa-serial", &port);
+    // Let the agent open the port and set raw mode before writing to it.
+    std::thread::sleep(Duration::from_millis(300));
+    master
+        .write_all(
+            b"{\"execute\":\"guest-sync\",\"arguments\":{\"id\":42}}{\"execute\":\"guest-ping\"}",
+        )
+        .expect("writing to the pty");
+    // Raw mode: no echo of the request, no \r\n translation.
+    assert_eq!(
+        read_lines(&mut master, 2),
+        "{\"return\":42}\n{\"return\":{}}\n"
+    );
+
+    drop(master);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = agent.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = agent.cpu_ticks() - before;
+    // A spinning agent would use ~200 ticks in 2 s.
+    assert!(used <= 10, "{used} ticks of CPU in 2 s after the hang-up");
+    agent.stop();
+}
