@@ -443,10 +443,8 @@ impl Client {
         stream
             .set_write_timeout(Some(Duration::from_secs(30)))
             .expect("setting the write timeout");
-        let reader = BufReader::with_capacity(
-            1 << 16,
-            stream.try_clone().expect("cloning the socket"),
-        );
+        let reader =
+            BufReader::with_capacity(1 << 16, stream.try_clone().expect("cloning the socket"));
         Client {
             writer: stream,
             reader,

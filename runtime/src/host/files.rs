@@ -330,14 +330,14 @@ mod tests {
         (root, state, table)
     }
 
-    const RW: OpenFlags = OpenFlags::READ
-        .union(OpenFlags::WRITE)
-        .union(OpenFlags::CREATE);
+    fn rw() -> OpenFlags {
+        OpenFlags::READ | OpenFlags::WRITE | OpenFlags::CREATE
+    }
 
     #[test]
     fn write_read_seek_roundtrip() {
         let (_root, _state, mut t) = table(Access::ReadWrite);
-        let h = t.open("granted/f", RW | OpenFlags::TRUNCATE).unwrap();
+        let h = t.open("granted/f", rw() | OpenFlags::TRUNCATE).unwrap();
         assert_eq!(h, 1000);
         assert_eq!(t.write(h, b"hello").unwrap(), 5);
         assert_eq!(t.seek(h, 1, Whence::Set).unwrap(), 1);
@@ -368,7 +368,7 @@ mod tests {
                 other => panic!("{path}: {other:?}"),
             }
         }
-        match t.open("granted/../granted/../x", RW) {
+        match t.open("granted/../granted/../x", rw()) {
             Err(FileError::Denied(_)) => {}
             other => panic!("{other:?}"),
         }

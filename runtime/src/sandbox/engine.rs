@@ -35,7 +35,7 @@ pub fn config() -> Config {
         // Calls are synchronous; the async machinery only adds per-call cost.
         .concurrency_support(false)
         // A trap is reported by its kind; walking the guest stack is wasted work.
-        .wasm_backtrace(false)
+        .wasm_backtrace_max_frames(None)
         // The daemon's wasmtime is built without these; a component compiled
         // with them enabled would not load.
         .gc_support(false)
