@@ -6,13 +6,19 @@
 //!   `test-<component>` go to `target/test-components/<component>.cwasm`.
 //! - `run -- <sandga options>`: builds the components and the daemon, runs it.
 //! - `test`: everything CI checks: formatting, components, tests, clippy.
+//! - `bench [--quick] [--reps N]`: builds the release daemon and benchmarks it
+//!   against Debian's qemu-ga (`/usr/sbin/qemu-ga`) on this machine; prints a
+//!   table and writes it to `BENCHMARKS.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <build-components | run -- <sandga options> | test>";
+mod bench;
+
+const USAGE: &str = "usage: cargo xtask <build-components | run -- <sandga options> | test \
+                     | bench [--quick] [--reps N]>";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -22,6 +28,7 @@ fn main() -> Result<()> {
         "build-components" => build_components().map(|_| ()),
         "run" => run(&rest),
         "test" => test(),
+        "bench" => bench::bench(&rest),
         _ => bail!("{USAGE}"),
     }
 }
