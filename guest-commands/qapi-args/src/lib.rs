@@ -11,6 +11,7 @@
 //! number serde_json could not represent (`1e400`) is still just "not an
 //! integer", as in qemu-ga.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
@@ -97,7 +98,7 @@ pub struct Arg<'a> {
     raw: &'a RawValue,
 }
 
-impl Arg<'_> {
+impl<'a> Arg<'a> {
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -135,6 +136,18 @@ impl Arg<'_> {
             .get()
             .parse::<i64>()
             .map_err(|_| self.type_error("integer"))
+    }
+
+    /// A string, borrowed from the arguments text when it has no escapes:
+    /// bulk payloads (base64) are then never copied.
+    pub fn text(&self) -> Result<Cow<'a, str>, String> {
+        if self.json_type() != JsonType::String {
+            return Err(self.type_error("string"));
+        }
+        match serde_json::from_str::<&'a str>(self.raw.get()) {
+            Ok(text) => Ok(Cow::Borrowed(text)),
+            Err(_) => self.string().map(Cow::Owned),
+        }
     }
 
     pub fn string(&self) -> Result<String, String> {
