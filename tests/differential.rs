@@ -402,6 +402,19 @@ fn file_commands_match_qemu_ga() {
         json!({"handle": 1001, "buf-b64": "QUJD", "count": 4}),
     ));
     pair.same(&file_request("guest-file-close", json!({"handle": 1001})));
+    // An unknown handle is reported before the other argument errors.
+    pair.same(&file_request(
+        "guest-file-read",
+        json!({"handle": 1001, "count": -1}),
+    ));
+    pair.same(&file_request(
+        "guest-file-write",
+        json!({"handle": 1001, "buf-b64": "QUJD!"}),
+    ));
+    pair.same(&file_request(
+        "guest-file-seek",
+        json!({"handle": 1001, "offset": 0, "whence": 3}),
+    ));
 
     // Invalid mode, missing file, missing arguments.
     pair.same(&file_request(

@@ -46,6 +46,7 @@ pub struct ReadOutcome {
 pub trait FileHost {
     fn open(&mut self, path: &str, flags: OpenFlags) -> Result<i64, FileError>;
     fn close(&mut self, handle: i64) -> Result<(), FileError>;
+    fn check(&mut self, handle: i64) -> Result<(), FileError>;
     fn read(&mut self, handle: i64, count: u64) -> Result<ReadOutcome, FileError>;
     fn write(&mut self, handle: i64, data: &[u8]) -> Result<u64, FileError>;
     fn seek(&mut self, handle: i64, offset: i64, whence: Whence) -> Result<u64, FileError>;
@@ -134,9 +135,10 @@ pub fn read(host: &mut impl FileHost, mut args: Args) -> Result<Reply, String> {
     let handle = args.int("handle")?;
     let count = args.opt_int("count")?;
     args.finish()?;
+    // qemu-ga looks the handle up before it checks the other arguments.
+    host.check(handle)
+        .map_err(|err| host_error(err, handle, "failed to read file"))?;
     let count = count.unwrap_or(READ_COUNT_DEFAULT);
-    // qemu-ga looks the handle up before this check, but `files.read` takes
-    // only counts it can serve, so the range is checked here, first.
     let count = u64::try_from(count)
         .ok()
         .filter(|_| count <= READ_COUNT_MAX)
@@ -198,8 +200,9 @@ pub fn write(host: &mut impl FileHost, mut args: Args) -> Result<Reply, String> 
     let buf_b64 = args.required("buf-b64")?.text()?;
     let count = args.opt_int("count")?;
     args.finish()?;
-    // qemu-ga looks the handle up first; `files.write` is the first the host
-    // hears of it, so decoding and count errors come before an unknown handle.
+    // qemu-ga looks the handle up before it decodes the data.
+    host.check(handle)
+        .map_err(|err| host_error(err, handle, "failed to write to file"))?;
     let mut data = decode_base64(&buf_b64)?;
     // Up to 64 MiB of text: free it before the host call copies the data.
     drop(buf_b64);
@@ -234,8 +237,9 @@ pub fn seek(host: &mut impl FileHost, mut args: Args) -> Result<Reply, String> {
         _ => return Err(whence.type_error("GuestFileWhence")),
     };
     args.finish()?;
-    // qemu-ga checks the code after the handle lookup; `files.seek` takes
-    // only valid codes, so it is checked first here.
+    // qemu-ga looks the handle up before it checks the code.
+    host.check(handle)
+        .map_err(|err| host_error(err, handle, "failed to seek file"))?;
     let whence = match code {
         0 => Whence::Set,
         1 => Whence::Cur,

@@ -75,6 +75,10 @@ mod component {
             Ok(files::close(handle)?)
         }
 
+        fn check(&mut self, handle: i64) -> Result<(), crate::FileError> {
+            Ok(files::check(handle)?)
+        }
+
         fn read(
             &mut self,
             handle: i64,

@@ -271,6 +271,10 @@ impl files::Host for HostState {
         self.file_table()?.close(handle)
     }
 
+    fn check(&mut self, handle: i64) -> Result<(), FileError> {
+        self.file_table()?.entry(handle).map(|_| ())
+    }
+
     fn read(&mut self, handle: i64, count: u64) -> Result<ReadOutcome, FileError> {
         let table = self.files.clone();
         let Some(table) = table else {
