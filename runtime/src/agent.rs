@@ -12,6 +12,7 @@ use crate::protocol::{self, Decoder, Inbound};
 const READ_SIZE: usize = 256 << 10;
 /// Answers to pipelined requests are written together, up to this much.
 const FLUSH_AT: usize = 1 << 20;
+const OUT_KEEP: usize = 8 << 20;
 /// Bounds on the pause between reads of a port that reads nothing: at worst
 /// five wake-ups a second while the host is away (qemu-ga: ten).
 const IDLE_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -144,8 +145,10 @@ impl Agent {
     async fn flush(&mut self, connection: &Connection) -> io::Result<()> {
         let result = connection.write_all(&self.out).await;
         self.out.clear();
-        // One huge answer should not pin its buffer for the agent's life.
-        if self.out.capacity() > 4 * FLUSH_AT {
+        // Keep the buffer for the next answer (a 4 MiB read is a 5.6 MB
+        // answer; reallocating it each time costs page faults), but not the
+        // one of a rare huge answer for the agent's whole life.
+        if self.out.capacity() > OUT_KEEP {
             self.out = Vec::new();
         }
         result
