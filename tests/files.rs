@@ -14,15 +14,6 @@ use support::*;
 
 const COMPAT: Policy = Policy::Shipped("qemu-ga-compat.toml");
 
-const FILE_COMMANDS: &[&str] = &[
-    "guest-file-open",
-    "guest-file-close",
-    "guest-file-read",
-    "guest-file-write",
-    "guest-file-seek",
-    "guest-file-flush",
-];
-
 /// A policy enabling the protocol and file commands with `files` granted, and
 /// the given `(directory, access)` grants (`@DIR@` is the test's directory).
 fn file_policy(grants: &[(&str, &str)]) -> Policy {

@@ -531,14 +531,6 @@ const RUNTIME_COMMANDS: &[&str] = &[
     "guest-ping",
     "guest-info",
 ];
-const FILE_COMMANDS: &[&str] = &[
-    "guest-file-open",
-    "guest-file-close",
-    "guest-file-read",
-    "guest-file-write",
-    "guest-file-seek",
-    "guest-file-flush",
-];
 
 #[test]
 fn guest_info_with_default_policy() {

@@ -35,6 +35,16 @@ pub fn sandga_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sandga"))
 }
 
+/// The file commands, in qemu-ga's schema order.
+pub const FILE_COMMANDS: &[&str] = &[
+    "guest-file-open",
+    "guest-file-close",
+    "guest-file-read",
+    "guest-file-write",
+    "guest-file-seek",
+    "guest-file-flush",
+];
+
 /// Debian's qemu-ga, used by the differential test.
 pub const QEMU_GA: &str = "/usr/sbin/qemu-ga";
 

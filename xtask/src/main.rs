@@ -5,7 +5,7 @@
 //!   with the daemon's exact engine configuration. Test-only crates named
 //!   `test-<component>` go to `target/test-components/<component>.cwasm`.
 //! - `run -- <sandga options>`: builds the components and the daemon, runs it.
-//! - `test`: everything CI checks: formatting, components, tests, clippy.
+//! - `test`: everything CI checks: formatting, clippy, components, tests.
 //! - `bench [--quick] [--reps N]`: builds the release daemon and benchmarks it
 //!   against Debian's qemu-ga (`/usr/sbin/qemu-ga`) on this machine; prints a
 //!   table and writes it to `BENCHMARKS.md`.
@@ -134,6 +134,14 @@ fn test() -> Result<()> {
             .args(["fmt", "--all", "--check"]),
     )
     .context("component formatting differs: run `cargo fmt --all` in guest-commands")?;
+    status(cargo().current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     build_components()?;
     // The components' own logic, natively (the crates are also rlibs).
     status(
@@ -142,13 +150,6 @@ fn test() -> Result<()> {
             .env_remove("CARGO_TARGET_DIR")
             .arg("test"),
     )?;
-    status(cargo().current_dir(&root).args(["test", "-p", "sandga"]))?;
-    status(cargo().current_dir(&root).args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))
+    // Last, so that the run ends with the daemon's test results.
+    status(cargo().current_dir(&root).args(["test", "-p", "sandga"]))
 }
