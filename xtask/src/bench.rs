@@ -25,6 +25,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 
+/// Where BENCHMARKS.md's hand-written analysis starts; the benchmark
+/// rewrites everything above it.
+const ANALYSIS_MARKER: &str = "<!-- analysis: kept by cargo xtask bench -->";
 const QEMU_GA: &str = "/usr/sbin/qemu-ga";
 /// Every socket read and write; a hung agent fails the run.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -339,6 +342,16 @@ pub fn bench(args: &[String]) -> Result<()> {
         &load,
     );
     let path = root.join("BENCHMARKS.md");
+    // The hand-written analysis below the marker outlives each run.
+    let analysis = fs::read_to_string(&path)
+        .ok()
+        .and_then(|old| old.find(ANALYSIS_MARKER).map(|at| old[at..].to_string()))
+        .unwrap_or_default();
+    let report = if analysis.is_empty() {
+        report
+    } else {
+        format!("{report}\n{analysis}")
+    };
     fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
     println!(
         "wrote {} ({:.0} s in all)",
