@@ -167,11 +167,24 @@ pub async fn accept(listener: &AsyncFd<OwnedFd>) -> io::Result<Connection> {
 impl Connection {
     /// Reads what is available; 0 means the peer hung up.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0
-            .async_io(Interest::READABLE, |fd| {
-                nix::unistd::read(fd, buf).map_err(io::Error::from)
-            })
-            .await
+        loop {
+            let mut ready = self.0.readable().await?;
+            let read = ready.try_io(|fd| nix::unistd::read(fd, buf).map_err(io::Error::from));
+            match read {
+                Ok(Ok(n)) => {
+                    // A short read drained the stream: wait for the next
+                    // readiness event instead of spending a system call to
+                    // learn that it is empty. (tokio keeps the readiness if
+                    // an event arrived meanwhile.)
+                    if n > 0 && n < buf.len() {
+                        ready.clear_ready();
+                    }
+                    return Ok(n);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
     }
 
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
