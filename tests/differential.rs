@@ -13,9 +13,11 @@
 //!   list are compared.
 //! * Member order and separators (`", "` / `": "` vs compact): JSON objects
 //!   are compared as values.
-//! * guest-get-time: two clocks read at slightly different moments.
+//! * guest-get-time: two clocks read at slightly different moments; likewise
+//!   the traffic counters of guest-network-get-interfaces.
 //!
-//! Only guest-ping, guest-sync*, guest-info, guest-get-time and guest-file-*
+//! Only guest-ping, guest-sync*, guest-info, guest-get-time, guest-get-vcpus,
+//! guest-network-get-interfaces and guest-file-*
 //! on a file in each agent's own temporary directory are ever sent; never
 //! freeze, thaw, shutdown, suspend, set-time, set-vcpus or fstrim.
 
@@ -283,6 +285,42 @@ fn guest_get_time_matches_qemu_ga() {
     assert!(
         (q - s).abs() < 5_000_000_000,
         "the clocks differ by more than 5 s: qemu-ga {q}, sandga {s}"
+    );
+}
+
+#[test]
+fn guest_get_vcpus_matches_qemu_ga() {
+    let mut pair = Pair::start();
+    // Both read the same sysfs directory in the same order.
+    let vcpus = pair.same(r#"{"execute":"guest-get-vcpus"}"#);
+    assert!(!vcpus["return"].as_array().expect("a list").is_empty());
+}
+
+#[test]
+fn guest_network_get_interfaces_matches_qemu_ga() {
+    let mut pair = Pair::start();
+    let (q, s) = pair.both_return(r#"{"execute":"guest-network-get-interfaces"}"#);
+    // The counters move between the two reads: compare everything else, and
+    // that the same interfaces have statistics with the same members.
+    let without_counters = |list: &Value| -> Value {
+        let mut list = list.clone();
+        for interface in list.as_array_mut().expect("a list") {
+            if let Some(stats) = interface.get_mut("statistics") {
+                for counter in stats.as_object_mut().expect("an object").values_mut() {
+                    assert!(counter.is_u64(), "{counter}");
+                    *counter = json!(0);
+                }
+            }
+        }
+        list
+    };
+    assert_eq!(without_counters(&q), without_counters(&s));
+    assert!(
+        s.as_array()
+            .expect("a list")
+            .iter()
+            .any(|i| i["name"] == "lo"),
+        "{s}"
     );
 }
 

@@ -54,6 +54,8 @@ pub const CATALOGUE: &[CommandSpec] = &[
     component("guest-file-write", "file"),
     component("guest-file-seek", "file"),
     component("guest-file-flush", "file"),
+    component("guest-network-get-interfaces", "network"),
+    component("guest-get-vcpus", "vcpus"),
 ];
 
 pub fn find(name: &str) -> Option<&'static CommandSpec> {

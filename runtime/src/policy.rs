@@ -21,7 +21,7 @@ pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
 
 /// Host interfaces a policy can grant to a command's component, by the name
 /// used in policy files; each is one WIT interface of `sandga:agent`.
-pub const GRANTS: &[&str] = &["files", "clock"];
+pub const GRANTS: &[&str] = &["files", "clock", "vcpu", "net"];
 
 #[derive(Debug, Clone)]
 pub struct Policy {

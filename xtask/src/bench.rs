@@ -6,8 +6,9 @@
 //! file throughput, memory and CPU. The table reports medians across
 //! repetitions and is also written to `BENCHMARKS.md`.
 //!
-//! Only harmless commands are sent: guest-sync, guest-ping, guest-get-time
-//! and guest-file-* on files inside the benchmark's own temporary directory.
+//! Only harmless commands are sent: guest-sync, guest-ping, guest-get-time,
+//! guest-get-vcpus, guest-network-get-interfaces and guest-file-* on files
+//! inside the benchmark's own temporary directory.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -40,6 +41,8 @@ const KIB: usize = 1 << 10;
 const GIB: f64 = (1u64 << 30) as f64;
 const PING: &[u8] = br#"{"execute":"guest-ping"}"#;
 const GET_TIME: &[u8] = br#"{"execute":"guest-get-time"}"#;
+const GET_VCPUS: &[u8] = br#"{"execute":"guest-get-vcpus"}"#;
+const GET_INTERFACES: &[u8] = br#"{"execute":"guest-network-get-interfaces"}"#;
 
 /// How much work one run does.
 struct Sizes {
@@ -136,15 +139,17 @@ const PING_MEDIAN: usize = 2;
 const PING_P99: usize = 3;
 const PING_RATE: usize = 4;
 const GET_TIME_MEDIAN: usize = 5;
-const READ_BIG: usize = 6;
-const READ_SMALL: usize = 7;
-const WRITE: usize = 8;
-const HWM_READ: usize = 9;
-const HWM_END: usize = 10;
-const CPU_PING: usize = 11;
-const CPU_GIB: usize = 12;
-const BINARY: usize = 13;
-const N_METRICS: usize = 14;
+const GET_VCPUS_MEDIAN: usize = 6;
+const NET_MEDIAN: usize = 7;
+const READ_BIG: usize = 8;
+const READ_SMALL: usize = 9;
+const WRITE: usize = 10;
+const HWM_READ: usize = 11;
+const HWM_END: usize = 12;
+const CPU_PING: usize = 13;
+const CPU_GIB: usize = 14;
+const BINARY: usize = 15;
+const N_METRICS: usize = 16;
 
 const METRICS: [Metric; N_METRICS] = [
     Metric {
@@ -174,6 +179,16 @@ const METRICS: [Metric; N_METRICS] = [
     },
     Metric {
         label: "guest-get-time round trip, median (component)",
+        unit: Unit::Us,
+        target: Target::AtMost(1.0),
+    },
+    Metric {
+        label: "guest-get-vcpus round trip, median (component)",
+        unit: Unit::Us,
+        target: Target::AtMost(1.0),
+    },
+    Metric {
+        label: "guest-network-get-interfaces round trip, median (component)",
         unit: Unit::Us,
         target: Target::AtMost(1.0),
     },
@@ -493,18 +508,24 @@ fn run_in(ctx: &Setup, arena: &mut [u8], kind: Kind, rep: usize, dir: &Path) -> 
         // guest-ping, `in_flight` outstanding.
         values[PING_RATE] = pipelined_pings(&mut client, sizes.pipelined, sizes.in_flight)?;
 
-        // guest-get-time (a component in sandga).
-        for _ in 0..sizes.get_time_warmup {
-            client.call_ok(GET_TIME)?;
+        // Commands that run in a component in sandga.
+        for (request, metric) in [
+            (GET_TIME, GET_TIME_MEDIAN),
+            (GET_VCPUS, GET_VCPUS_MEDIAN),
+            (GET_INTERFACES, NET_MEDIAN),
+        ] {
+            for _ in 0..sizes.get_time_warmup {
+                client.call_ok(request)?;
+            }
+            let mut rtts = Vec::with_capacity(sizes.get_times);
+            for _ in 0..sizes.get_times {
+                let t = Instant::now();
+                client.call_ok(request)?;
+                rtts.push(t.elapsed());
+            }
+            rtts.sort_unstable();
+            values[metric] = us(median_duration(&rtts));
         }
-        let mut rtts = Vec::with_capacity(sizes.get_times);
-        for _ in 0..sizes.get_times {
-            let t = Instant::now();
-            client.call_ok(GET_TIME)?;
-            rtts.push(t.elapsed());
-        }
-        rtts.sort_unstable();
-        values[GET_TIME_MEDIAN] = us(median_duration(&rtts));
 
         // Files: read twice, write once.
         let cpu = agent.cpu_ticks()?;
@@ -1276,9 +1297,7 @@ fn footnotes(machine: &Machine) -> String {
          CPU is utime+stime from /proc/PID/stat at {} ticks/s ({}); \
          memory is VmRSS/VmHWM from /proc/PID/status. \
          sandga's binary is its stripped release build, qemu-ga's the installed /usr/sbin/qemu-ga \
-         (which also links shared libraries; sandga is a single binary with its components built in).\n\
-         Not benchmarked: `guest-get-vcpus` and `guest-network-get-interfaces` are not \
-         implemented in sandga yet.\n",
+         (which also links shared libraries; sandga is a single binary with its components built in).\n",
         machine.clk_tck, machine.clk_tck_source
     )
 }
@@ -1351,8 +1370,9 @@ fn report(
          right after it. `guest-ping`: {} warm-up requests, then {} sequential requests \
          timed one by one (median and nearest-rank p99), with utime+stime sampled around \
          them for CPU per 1,000 pings; then {} requests with {} in flight (a burst of {}, \
-         then one new request per answer) for requests/s. `guest-get-time`: {} warm-up, \
-         then {} timed requests. Files: a {} file of pseudo-random bytes (generated \
+         then one new request per answer) for requests/s. `guest-get-time`, `guest-get-vcpus` and \
+         `guest-network-get-interfaces` (components in sandga): {} warm-up each, then {} \
+         timed requests each. Files: a {} file of pseudo-random bytes (generated \
          once per run, hard-linked into each agent's directory) is opened `r` and read to \
          its end with `count` {} (VmHWM is read right after: the peak RSS up to and \
          including that phase), then read again with `count` {}; the answers are \

@@ -4,6 +4,8 @@
 
 mod clock;
 pub mod files;
+mod net;
+mod vcpu;
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,14 @@ pub mod bindings {
         path: "../wit",
         world: "runtime",
     });
+}
+
+/// The bare strerror text of `e`, as qemu-ga prints it.
+fn os_text(e: &std::io::Error) -> String {
+    e.raw_os_error().map_or_else(
+        || e.to_string(),
+        |code| nix::errno::Errno::from_raw(code).desc().to_string(),
+    )
 }
 
 /// One call's store data: what the call was granted, and what it produced

@@ -248,6 +248,8 @@ fn link(
         match grant.as_str() {
             "files" => agent::files::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
             "clock" => agent::clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
+            "vcpu" => agent::vcpu::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
+            "net" => agent::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
             other => bail!("unknown grant '{other}'"),
         }
     }
