@@ -21,32 +21,33 @@ pub fn run(options: Options) -> Result<()> {
         (None, Some(default)) => default.to_string(),
         (None, None) => bail!("must specify a path for this channel"),
     };
-    let policy = Policy::load(options.policy.as_deref())?;
-    let counter = HandleCounter::load(&options.state_dir)?;
-    let cwd = std::env::current_dir().context("reading the working directory")?;
-    let files = FileTable::new(&policy.directories, cwd, counter)?;
-
-    // Components load while the channel opens and the first sync is answered.
-    let loader = {
-        let policy = policy.clone();
-        let components = options.components.clone();
-        std::thread::Builder::new()
-            .name("sandga-loader".into())
-            .spawn(move || Sandbox::load(&policy, components.as_deref()))
-            .context("starting the component loader")?
-    };
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .context("starting the event loop")?;
     runtime.block_on(async {
-        let channel = Channel::open(options.method, &path)
-            .context("failed to initialize guest agent channel")?;
-        // Signal handlers only record the signal; the loop below acts on it.
+        // First, so that a SIGTERM during start-up is an orderly exit too.
+        // The handlers only record the signal; the loop below acts on it.
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
+
+        let policy = Policy::load(options.policy.as_deref())?;
+        let counter = HandleCounter::load(&options.state_dir)?;
+        let cwd = std::env::current_dir().context("reading the working directory")?;
+        let files = FileTable::new(&policy.directories, cwd, counter)?;
+        // Components load while the channel opens and the first sync is
+        // answered.
+        let loader = {
+            let policy = policy.clone();
+            let components = options.components.clone();
+            std::thread::Builder::new()
+                .name("sandga-loader".into())
+                .spawn(move || Sandbox::load(&policy, components.as_deref()))
+                .context("starting the component loader")?
+        };
+        let channel = Channel::open(options.method, &path)
+            .context("failed to initialize guest agent channel")?;
         if let Some(pidfile) = &options.pidfile {
             write_pidfile(pidfile)?;
         }
