@@ -863,15 +863,14 @@ fn read_only_grant() {
     let root = dir.path().to_path_buf();
     fs::create_dir(root.join("ro")).unwrap();
     fs::create_dir(root.join("rw")).unwrap();
-    fs::create_dir(root.join("rw/ro")).unwrap();
+    fs::create_dir(root.join("ro/sub")).unwrap();
     fs::write(root.join("ro/f"), b"data").unwrap();
-    fs::write(root.join("rw/ro/g"), b"nested").unwrap();
+    fs::write(root.join("ro/sub/g"), b"nested").unwrap();
     let agent = Agent::start_in(
         dir,
         Config::new(file_policy(&[
             ("@DIR@/ro", "read"),
             ("@DIR@/rw", "read-write"),
-            ("@DIR@/rw/ro", "read"),
         ])),
     );
     let mut client = agent.connect();
@@ -879,7 +878,7 @@ fn read_only_grant() {
 
     for (path, content) in [
         (format!("{r}/ro/f"), &b"data"[..]),
-        (format!("{r}/rw/ro/g"), b"nested"),
+        (format!("{r}/ro/sub/g"), b"nested"),
     ] {
         for mode in ["r", "rb"] {
             let handle = open_ok(&mut client, &path, mode);
@@ -894,13 +893,21 @@ fn read_only_grant() {
     }
     // Nothing truncated, nothing created.
     assert_eq!(fs::read(root.join("ro/f")).unwrap(), b"data");
-    assert_eq!(fs::read(root.join("rw/ro/g")).unwrap(), b"nested");
-    for path in [format!("{r}/ro/new"), format!("{r}/rw/ro/new")] {
+    assert_eq!(fs::read(root.join("ro/sub/g")).unwrap(), b"nested");
+    // Nor through a way round from the read-write grant.
+    std::os::unix::fs::symlink(root.join("ro"), root.join("rw/link")).unwrap();
+    for path in [
+        format!("{r}/ro/new"),
+        format!("{r}/ro/sub/new"),
+        format!("{r}/rw/../ro/new"),
+        format!("{r}/rw/link/new"),
+    ] {
         let (class, _) = error(&open(&mut client, &path, Some("w")));
         assert_eq!(class, "GenericError");
         assert!(!Path::new(&path).exists(), "{path} created");
     }
-    // The read-write grant around the nested read-only one still writes.
+    assert!(!root.join("ro/new").exists());
+    // The read-write grant beside the read-only one still writes.
     let handle = open_ok(&mut client, &format!("{r}/rw/new"), "w");
     write_ok(&mut client, handle, b"ok");
     close_ok(&mut client, handle);

@@ -5,33 +5,53 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::{Agent, Config, Policy, temp_dir};
 
-fn hostile_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-components")
+fn built(dir: &str, name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(dir)
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing (run `cargo xtask build-components` first)",
+        path.display()
+    );
+    path
 }
 
-fn hostile_sha256() -> String {
-    let path = hostile_dir().join("time.cwasm");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run `cargo xtask build-components` first)",
-            path.display()
-        )
-    });
+fn sha256(path: &Path) -> String {
+    let bytes = std::fs::read(path).expect("reading a component");
     Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-/// A policy running the hostile component as `guest-get-time`.
-fn policy(grants: &str, pin: &str) -> Policy {
-    Policy::Text(format!(
+/// Starts sandga with the hostile component as `guest-get-time` (granted
+/// `grants`) beside the real `file` component, both loaded from
+/// `<dir>/components` and pinned; `time_pin` overrides the hostile one's pin.
+fn start(grants: &str, time_pin: Option<String>) -> Agent {
+    let dir = temp_dir();
+    let components = dir.path().join("components");
+    std::fs::create_dir(&components).unwrap();
+    std::fs::copy(
+        built("test-components", "time.cwasm"),
+        components.join("time.cwasm"),
+    )
+    .unwrap();
+    std::fs::copy(
+        built("components", "file.cwasm"),
+        components.join("file.cwasm"),
+    )
+    .unwrap();
+    let time_pin = time_pin.unwrap_or_else(|| sha256(&components.join("time.cwasm")));
+    let file_pin = sha256(&components.join("file.cwasm"));
+    let policy = format!(
         r#"
 [limits]
 time-ms = 500
@@ -41,18 +61,29 @@ memory-mib = 16
 [commands.guest-info]
 [commands.guest-get-time]
 grants = [{grants}]
+[commands.guest-file-open]
+grants = ["files"]
+[commands.guest-file-read]
+grants = ["files"]
+[commands.guest-file-close]
+grants = ["files"]
+
+[[files.grant]]
+path = "@DIR@"
+access = "read"
 
 [components]
-dir = "{dir}"
+dir = "@DIR@/components"
 [components.sha256]
-time = "{pin}"
-"#,
-        dir = hostile_dir().display()
-    ))
+time = "{time_pin}"
+file = "{file_pin}"
+"#
+    );
+    Agent::start_in(dir, Config::new(Policy::Text(policy)))
 }
 
 fn hostile_agent() -> Agent {
-    Agent::start(policy(r#""clock", "files""#, &hostile_sha256()))
+    start(r#""clock", "files""#, None)
 }
 
 fn error_desc(answer: &Value) -> String {
@@ -132,7 +163,7 @@ fn the_host_rechecks_what_a_component_asks_for() {
 #[test]
 fn an_import_the_policy_does_not_grant_refuses_the_command_at_start() {
     // The stand-in imports `files` too; grant it only `clock`.
-    let agent = Agent::start(policy(r#""clock""#, &hostile_sha256()));
+    let agent = start(r#""clock""#, None);
     let mut client = agent.connect();
     let info = client.call(r#"{"execute":"guest-info"}"#);
     let commands = info["return"]["supported_commands"]
@@ -159,7 +190,7 @@ fn an_import_the_policy_does_not_grant_refuses_the_command_at_start() {
 
 #[test]
 fn a_component_file_whose_digest_does_not_match_its_pin_is_not_loaded() {
-    let agent = Agent::start(policy(r#""clock", "files""#, &"0".repeat(64)));
+    let agent = start(r#""clock", "files""#, Some("0".repeat(64)));
     let mut client = agent.connect();
     let answer = client.call(r#"{"execute":"guest-get-time"}"#);
     assert_eq!(answer["error"]["class"], "CommandNotFound", "{answer}");
@@ -172,11 +203,58 @@ fn a_component_directory_without_pins_loads_nothing() {
     let dir = temp_dir();
     let text = format!(
         "[commands.guest-get-time]\ngrants = [\"clock\"]\n[components]\ndir = \"{}\"\n",
-        hostile_dir().display()
+        built("test-components", "time.cwasm")
+            .parent()
+            .expect("a directory")
+            .display()
     );
     let agent = Agent::start_in(dir, Config::new(Policy::Text(text)));
     let mut client = agent.connect();
     let answer = client.call(r#"{"execute":"guest-get-time"}"#);
     let desc = answer["error"]["desc"].as_str().unwrap_or_default();
     assert!(desc.contains("pins no sha256"), "{answer}");
+}
+
+#[test]
+fn a_call_never_sees_bytes_another_call_staged() {
+    let agent = hostile_agent();
+    let secret = agent.dir().join("secret");
+    std::fs::write(&secret, b"not for you").unwrap();
+    let mut client = agent.connect();
+    let open = client.call(&format!(
+        r#"{{"execute":"guest-file-open","arguments":{{"path":"{}"}}}}"#,
+        secret.display()
+    ));
+    let handle = open["return"].as_i64().expect("a handle");
+    let read = client.call(&format!(
+        r#"{{"execute":"guest-file-read","arguments":{{"handle":{handle}}}}}"#
+    ));
+    assert_eq!(read["return"]["count"], 11, "{read}");
+    let answer =
+        client.call(r#"{"execute":"guest-get-time","arguments":{"stage-without-read":1}}"#);
+    assert_eq!(answer["return"]["buf-b64"], "", "{answer}");
+}
+
+#[test]
+fn a_failed_call_keeps_no_file_open() {
+    let agent = hostile_agent();
+    let path = agent.dir().join("f");
+    std::fs::write(&path, b"x").unwrap();
+    let mut client = agent.connect();
+    let answer = client.call(&format!(
+        r#"{{"execute":"guest-get-time","arguments":{{"open-then-trap":"{}"}}}}"#,
+        path.display()
+    ));
+    assert!(error_desc(&answer).contains("trapped"), "{answer}");
+    // The trapped call took handle 1000 and must have given it back.
+    let close = client.call(r#"{"execute":"guest-file-close","arguments":{"handle":1000}}"#);
+    assert_eq!(
+        close["error"]["desc"], "handle '1000' has not been found",
+        "{close}"
+    );
+    let open = client.call(&format!(
+        r#"{{"execute":"guest-file-open","arguments":{{"path":"{}"}}}}"#,
+        path.display()
+    ));
+    assert_eq!(open["return"], 1001, "{open}");
 }

@@ -55,7 +55,16 @@ impl Agent {
                 }
             }
             Channel::Listener(listener) => loop {
-                let client = channel::accept(&listener).await?;
+                let client = match channel::accept(&listener).await {
+                    Ok(client) => client,
+                    // Out of descriptors or memory, or a client gone before
+                    // it was accepted: none of these should stop the agent.
+                    Err(e) => {
+                        tracing::warn!("error accepting a client: {e}");
+                        tokio::time::sleep(IDLE_BACKOFF_MAX).await;
+                        continue;
+                    }
+                };
                 tracing::debug!("client connected");
                 self.serve(&client).await;
                 tracing::debug!("client disconnected");

@@ -6,19 +6,21 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use qapi_args::Args;
+use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Map, Value, json};
 
 use crate::commands::{self, Builtin, CommandSpec, Executor};
 use crate::host::FileTable;
 use crate::policy::Policy;
 use crate::protocol::{ErrorClass, Request};
-use crate::sandbox::{CallError, Sandbox};
+use crate::sandbox::{CallError, Reply, Sandbox};
 
 /// What to send back for one request.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Answer {
     Return {
-        value: Value,
+        /// Valid, single-line JSON.
+        value: Box<RawValue>,
         /// `guest-sync-delimited`: prefix the response with 0xFF.
         delimited: bool,
     },
@@ -43,22 +45,34 @@ impl Answer {
             desc: desc.into(),
         }
     }
-}
 
-/// Components load on a thread of their own, so the agent answers
-/// `guest-sync` while they load; the first request that needs them waits.
-enum SandboxSlot {
-    Loading(JoinHandle<anyhow::Result<Sandbox>>),
-    Ready(Result<Sandbox, String>),
+    fn value(value: &Value, delimited: bool) -> Answer {
+        match to_raw_value(value) {
+            Ok(value) => Answer::Return { value, delimited },
+            Err(e) => Answer::error(format!("encoding the answer: {e}")),
+        }
+    }
 }
 
 pub struct Dispatcher {
     policy: Policy,
-    sandbox: SandboxSlot,
+    /// Components load on a thread of their own, so the agent answers
+    /// `guest-sync` while they load; the first request that needs them waits.
+    loader: Option<JoinHandle<anyhow::Result<Sandbox>>>,
+    sandbox: Result<Sandbox, String>,
     files: Arc<Mutex<FileTable>>,
     /// Bulk bytes a command staged for its answer (reused between calls).
     staged: Vec<u8>,
 }
+
+/// The largest reply a component may return as JSON text (bulk data goes
+/// through the staged member instead). The text is checked, not parsed
+/// into a tree, so a hostile reply cannot blow up in the host.
+const MAX_REPLY: usize = 16 << 20;
+/// A reply that gets a staged member is parsed to add it: keep it small.
+const MAX_STAGED_REPLY: usize = 64 << 10;
+/// The longest error text a component may return.
+const MAX_ERROR_DESC: usize = 64 << 10;
 
 /// Above this, a staged buffer is released after use rather than kept for
 /// the next call, so one 48 MiB read does not pin its memory forever.
@@ -72,7 +86,8 @@ impl Dispatcher {
     ) -> Dispatcher {
         Dispatcher {
             policy,
-            sandbox: SandboxSlot::Loading(sandbox),
+            loader: Some(sandbox),
+            sandbox: Err("components are still loading".into()),
             files: Arc::new(Mutex::new(files)),
             staged: Vec::new(),
         }
@@ -139,28 +154,17 @@ impl Dispatcher {
     }
 
     fn sandbox(&mut self) -> Result<&Sandbox, &str> {
-        if let SandboxSlot::Loading(_) = self.sandbox {
-            let loaded = match std::mem::replace(
-                &mut self.sandbox,
-                SandboxSlot::Ready(Err(String::new())),
-            ) {
-                SandboxSlot::Loading(handle) => match handle.join() {
-                    Ok(Ok(sandbox)) => Ok(sandbox),
-                    Ok(Err(e)) => Err(format!("components could not be loaded: {e:#}")),
-                    Err(_) => Err("components could not be loaded".to_string()),
-                },
-                SandboxSlot::Ready(ready) => ready,
+        if let Some(loader) = self.loader.take() {
+            self.sandbox = match loader.join() {
+                Ok(Ok(sandbox)) => Ok(sandbox),
+                Ok(Err(e)) => Err(format!("components could not be loaded: {e:#}")),
+                Err(_) => Err("components could not be loaded".to_string()),
             };
-            if let Err(reason) = &loaded {
+            if let Err(reason) = &self.sandbox {
                 tracing::error!("{reason}");
             }
-            self.sandbox = SandboxSlot::Ready(loaded);
         }
-        match &self.sandbox {
-            SandboxSlot::Ready(Ok(sandbox)) => Ok(sandbox),
-            SandboxSlot::Ready(Err(reason)) => Err(reason),
-            SandboxSlot::Loading(_) => Err("components are still loading"),
-        }
+        self.sandbox.as_ref().map_err(String::as_str)
     }
 
     fn builtin(&mut self, builtin: Builtin, arguments: &str) -> Answer {
@@ -177,21 +181,17 @@ impl Dispatcher {
             Err(desc) => return Answer::error(desc),
         };
         match builtin {
-            Builtin::Sync | Builtin::SyncDelimited => Answer::Return {
-                value: json!(id),
-                delimited: builtin == Builtin::SyncDelimited,
-            },
+            Builtin::Sync | Builtin::SyncDelimited => {
+                Answer::value(&json!(id), builtin == Builtin::SyncDelimited)
+            }
             Builtin::Ping => {
                 tracing::debug!("guest-ping called");
-                Answer::Return {
-                    value: json!({}),
-                    delimited: false,
-                }
+                Answer::value(&json!({}), false)
             }
-            Builtin::Info => Answer::Return {
-                value: self.info(),
-                delimited: false,
-            },
+            Builtin::Info => {
+                let info = self.info();
+                Answer::value(&info, false)
+            }
         }
     }
 
@@ -223,41 +223,66 @@ impl Dispatcher {
             Err(reason) => Err(CallError::Command(reason.to_string())),
         };
         self.staged = staged;
-        let reply = match result {
-            Ok(reply) => reply,
-            Err(e) => return Answer::error(call_error_desc(spec.name, e)),
+        let answer = match result {
+            Ok(reply) => checked_reply(spec.name, reply),
+            Err(e) => Answer::error(call_error_desc(spec.name, e)),
         };
-        // The component is untrusted: its JSON is checked, not passed through.
-        let value: Value = match serde_json::from_str(&reply.json) {
-            Ok(value) => value,
-            Err(e) => {
-                return Answer::error(format!(
-                    "{}: its component returned invalid JSON: {e}",
-                    spec.name
-                ));
+        if !matches!(answer, Answer::ReturnStaged { .. }) {
+            self.release_staged();
+        }
+        answer
+    }
+}
+
+/// The component is untrusted: its reply is checked, never passed through
+/// unseen, and never parsed into more than a small tree.
+fn checked_reply(command: &str, reply: Reply) -> Answer {
+    let invalid = |why: &str| Answer::error(format!("{command}: its component returned {why}"));
+    match reply.staged_member {
+        None => {
+            if reply.json.len() > MAX_REPLY {
+                return invalid("a reply larger than 16 MiB");
             }
-        };
-        match (reply.staged_member, value) {
-            (None, value) => Answer::Return {
-                value,
-                delimited: false,
-            },
-            (Some(member), Value::Object(object)) if !object.contains_key(&member) => {
-                Answer::ReturnStaged { object, member }
+            // Inside valid JSON a raw line break can only be whitespace, but
+            // the answer must stay on one line.
+            if reply.json.contains(['\n', '\r']) {
+                return invalid("a reply spanning several lines");
             }
-            (Some(member), _) => Answer::error(format!(
-                "{}: its component asked for staged member '{member}' on a value \
-                 that is not an object without it",
-                spec.name
-            )),
+            match RawValue::from_string(reply.json) {
+                Ok(value) => Answer::Return {
+                    value,
+                    delimited: false,
+                },
+                Err(e) => invalid(&format!("invalid JSON: {e}")),
+            }
+        }
+        Some(member) => {
+            if reply.json.len() > MAX_STAGED_REPLY {
+                return invalid("a reply larger than 64 KiB with a staged member");
+            }
+            match serde_json::from_str::<Value>(&reply.json) {
+                Ok(Value::Object(object)) if !object.contains_key(&member) => {
+                    Answer::ReturnStaged { object, member }
+                }
+                Ok(_) => invalid(&format!(
+                    "a staged member '{member}' on a value that is not an object without it"
+                )),
+                Err(e) => invalid(&format!("invalid JSON: {e}")),
+            }
         }
     }
 }
 
 fn call_error_desc(command: &str, error: CallError) -> String {
     match error {
-        CallError::Command(desc) => desc,
+        CallError::Command(mut desc) => {
+            if desc.len() > MAX_ERROR_DESC {
+                desc.truncate(desc.floor_char_boundary(MAX_ERROR_DESC));
+            }
+            desc
+        }
         CallError::Trap(trap) => format!("{command} failed: its component trapped: {trap}"),
+        CallError::Start(why) => format!("{command} failed: its component could not start: {why}"),
         CallError::Timeout(limit) => format!(
             "{command} failed: its component exceeded the time limit of {} ms",
             limit.as_millis()

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -196,6 +196,18 @@ impl Policy {
                     grants.push(grant);
                 }
             }
+            if matches!(spec.executor, Executor::Builtin(_))
+                && let Some(span) = command
+                    .memory_mib
+                    .as_ref()
+                    .map(Spanned::span)
+                    .or_else(|| command.time_ms.as_ref().map(Spanned::span))
+            {
+                return Err(error(
+                    Some(span),
+                    format!("{name} runs in the runtime itself and takes no limits"),
+                ));
+            }
             let limits = RawLimits {
                 memory_mib: command.memory_mib,
                 time_ms: command.time_ms,
@@ -212,6 +224,33 @@ impl Policy {
                 return Err(error(
                     Some(path_span),
                     format!("granted directory '{}' is not absolute", path.display()),
+                ));
+            }
+            if path
+                .components()
+                .any(|c| !matches!(c, Component::RootDir | Component::Normal(_)))
+            {
+                return Err(error(
+                    Some(path_span),
+                    format!(
+                        "granted directory '{}' is not a normalised path",
+                        path.display()
+                    ),
+                ));
+            }
+            // Paths resolve beneath the grant they start in, with `..` and
+            // symlinks allowed inside it: a grant inside another could be
+            // reached through the outer one, bypassing its access.
+            if let Some(other) = directories.iter().find(|other: &&DirectoryGrant| {
+                path.starts_with(&other.path) || other.path.starts_with(&path)
+            }) {
+                return Err(error(
+                    Some(path_span),
+                    format!(
+                        "granted directory '{}' overlaps granted directory '{}'; grants must not nest",
+                        path.display(),
+                        other.path.display()
+                    ),
                 ));
             }
             let access_span = dir.access.span();
@@ -242,6 +281,15 @@ impl Policy {
         }
         for (component, digest) in raw.components.sha256 {
             let span = digest.span();
+            let known = commands::CATALOGUE
+                .iter()
+                .any(|spec| matches!(spec.executor, Executor::Component(c) if c == component));
+            if !known {
+                return Err(error(
+                    Some(span),
+                    format!("sha256 pinned for '{component}', which is no component"),
+                ));
+            }
             let digest = digest.into_inner().to_ascii_lowercase();
             if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(error(
@@ -387,8 +435,30 @@ mod tests {
     }
 
     #[test]
+    fn grants_must_be_normalised_and_must_not_nest() {
+        let grant = |path: &str| format!("[[files.grant]]\npath = \"{path}\"\naccess = \"read\"\n");
+        let e = parse_err(&(grant("/srv") + &grant("/srv/ro")));
+        assert!(e.reason.contains("must not nest"), "{e}");
+        assert_eq!(e.line, Some(5));
+        let e = parse_err(&(grant("/srv/ro") + &grant("/srv")));
+        assert!(e.reason.contains("must not nest"), "{e}");
+        let e = parse_err(&(grant("/srv") + &grant("/srv")));
+        assert!(e.reason.contains("must not nest"), "{e}");
+        let e = parse_err(&grant("/srv/../etc"));
+        assert!(e.reason.contains("normalised"), "{e}");
+        assert!(Policy::parse(&(grant("/srv") + &grant("/srvx")), "t").is_ok());
+    }
+
+    #[test]
     fn pins_must_be_sha256() {
         let e = parse_err("[components.sha256]\nfile = \"abc\"\n");
         assert!(e.reason.contains("64 hex digits"), "{e}");
+        let e = parse_err(&format!(
+            "[components.sha256]\nfiel = \"{}\"\n",
+            "0".repeat(64)
+        ));
+        assert!(e.reason.contains("no component"), "{e}");
+        let e = parse_err("[commands.guest-ping]\ntime-ms = 5\n");
+        assert!(e.reason.contains("takes no limits"), "{e}");
     }
 }

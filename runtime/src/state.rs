@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -50,7 +51,18 @@ impl HandleCounter {
     fn save(&self) -> Result<()> {
         let tmp = self.path.with_extension("state.tmp");
         let write = || -> std::io::Result<()> {
-            let mut file = fs::File::create(&tmp)?;
+            // Never follow a link someone else put there (the state
+            // directory may be shared, e.g. /tmp).
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&tmp)?;
             write!(file, "[global]\nfd_counter={}\n", self.next)?;
             file.sync_all()?;
             fs::rename(&tmp, &self.path)

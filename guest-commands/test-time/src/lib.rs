@@ -1,7 +1,8 @@
 //! A hostile stand-in for the `time` component, for the runtime's sandbox
 //! tests. It imports every host interface (world `runtime`) and, depending on
 //! its arguments, spins forever, allocates without bound, traps, returns
-//! malformed replies or asks the host for more than it may have.
+//! malformed replies, claims staged bytes it never read, leaves a file open
+//! behind a trap or asks the host for more than it may have.
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -35,6 +36,12 @@ mod component {
                     std::hint::black_box(&hoard);
                 }
             }
+            if wants("open-then-trap") {
+                // `{"open-then-trap":"<path>"}`: open it, then fail.
+                let path = arguments.split('"').nth(3).unwrap_or_default();
+                let _ = files::open(path, files::OpenFlags::READ);
+                std::process::abort();
+            }
             if wants("trap") {
                 std::process::abort();
             }
@@ -44,6 +51,12 @@ mod component {
             if wants("stage-scalar") {
                 return Ok(Reply {
                     json: "42".into(),
+                    staged_member: Some("buf-b64".into()),
+                });
+            }
+            if wants("stage-without-read") {
+                return Ok(Reply {
+                    json: "{}".into(),
                     staged_member: Some("buf-b64".into()),
                 });
             }

@@ -3,10 +3,13 @@
 //!
 //! Every path is resolved beneath a `cap-std` handle of a granted directory,
 //! so `..`, absolute and relative symlinks cannot leave it; no `std::fs` call
-//! ever sees a path from a request. Only regular files are opened, and always
-//! with `O_NONBLOCK`, so a fifo or device can neither be opened nor block the
-//! agent. Handles live here, outside any component's store: they survive
-//! client reconnects and component traps.
+//! ever sees a path from a request. Only regular files are served: anything
+//! else is refused before it is opened, and if it was swapped in between,
+//! right after (the open itself uses `O_NONBLOCK`, so a fifo cannot block
+//! it). A filesystem that hangs (a dead NFS server) can still block the
+//! agent in a host call; the watchdog cannot interrupt those. Handles live
+//! here, outside any component's store: they survive client reconnects and
+//! component traps.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -20,14 +23,16 @@ use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt, PermissionsExt};
 use nix::errno::Errno;
 use nix::unistd::Whence as SeekWhence;
 
-use super::HostState;
 use super::bindings::sandga::agent::files::{self, FileError, OpenFlags, ReadOutcome, Whence};
+use super::{HostState, os_text};
 use crate::policy::{Access, DirectoryGrant};
 use crate::state::HandleCounter;
 
 /// The host's own cap on one read, whatever a component asks: qemu-ga's
 /// 48 MiB, sized so the base64 reply stays under the 64 MiB message limit.
 pub const MAX_READ: u64 = 48 << 20;
+/// Open handles at once, so a client cannot exhaust the agent's descriptors.
+pub const MAX_OPEN: usize = 1000;
 
 struct GrantedDir {
     root: PathBuf,
@@ -71,10 +76,20 @@ impl FileTable {
     }
 
     pub fn open(&mut self, path: &str, flags: OpenFlags) -> Result<i64, FileError> {
-        let writes = flags.intersects(OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::TRUNCATE);
+        let writes = flags.intersects(
+            OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::TRUNCATE | OpenFlags::CREATE,
+        );
         let create = flags.contains(OpenFlags::CREATE);
         if path.is_empty() {
             return Err(os_error(Errno::ENOENT));
+        }
+        // Path normalisation would drop these, yet they can only name a
+        // directory.
+        if path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..") || path == "." {
+            return Err(not_regular());
+        }
+        if self.open.len() >= MAX_OPEN {
+            return Err(os_error(Errno::EMFILE));
         }
         let absolute = self.cwd.join(path);
         let (grant, relative) = self.grant_for(&absolute).ok_or_else(|| {
@@ -255,16 +270,17 @@ fn os_error(errno: Errno) -> FileError {
 /// cap-std reports an escape from the granted directory as a permission
 /// error with no OS error code; everything else is the kernel's answer.
 fn io_error(e: io::Error, outside: impl FnOnce() -> FileError) -> FileError {
-    match e.raw_os_error() {
-        Some(code) => os_error(Errno::from_raw(code)),
-        None if e.kind() == io::ErrorKind::PermissionDenied => outside(),
-        None => FileError::Os(e.to_string()),
+    if e.raw_os_error().is_none() && e.kind() == io::ErrorKind::PermissionDenied {
+        return outside();
     }
+    FileError::Os(os_text(&e))
 }
 
 impl files::Host for HostState {
     fn open(&mut self, path: String, flags: OpenFlags) -> Result<i64, FileError> {
-        self.file_table()?.open(&path, flags)
+        let handle = self.file_table()?.open(&path, flags)?;
+        self.opened.push(handle);
+        Ok(handle)
     }
 
     fn close(&mut self, handle: i64) -> Result<(), FileError> {
@@ -276,12 +292,13 @@ impl files::Host for HostState {
     }
 
     fn read(&mut self, handle: i64, count: u64) -> Result<ReadOutcome, FileError> {
-        let table = self.files.clone();
-        let Some(table) = table else {
-            return Err(not_granted());
-        };
-        let mut table = table.lock().map_err(|_| poisoned())?;
-        table.read(handle, count, &mut self.staged)
+        let HostState { files, staged, .. } = self;
+        let mut table = files
+            .as_ref()
+            .ok_or_else(not_granted)?
+            .lock()
+            .map_err(|_| poisoned())?;
+        table.read(handle, count, staged)
     }
 
     fn write(&mut self, handle: i64, data: Vec<u8>) -> Result<u64, FileError> {
@@ -401,5 +418,16 @@ mod tests {
             t.open("granted", OpenFlags::READ),
             Err(FileError::Denied(_))
         ));
+        assert!(matches!(
+            t.open("granted/new", OpenFlags::READ | OpenFlags::CREATE),
+            Err(FileError::Denied(_))
+        ));
+        for path in ["granted/f/", "granted/f/.", "granted/new/", "granted/f/.."] {
+            assert!(
+                matches!(t.open(path, OpenFlags::READ), Err(FileError::Denied(_))),
+                "{path}"
+            );
+        }
+        assert!(!root.path().join("granted/new").exists());
     }
 }

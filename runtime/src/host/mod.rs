@@ -35,7 +35,12 @@ pub struct HostState {
     pub files: Option<Arc<Mutex<FileTable>>>,
     /// Bytes a `files.read` staged for the reply's staged member.
     pub staged: Vec<u8>,
+    /// Handles `files.open` created during this call, closed again if the
+    /// call fails.
+    pub opened: Vec<i64>,
     memory_limit: usize,
+    /// All the instance's linear memories together.
+    memory_used: usize,
     /// Set when the component tried to grow past `memory_limit`, so the
     /// resulting trap can be reported as the limit it is.
     pub memory_limit_hit: bool,
@@ -46,7 +51,9 @@ impl HostState {
         HostState {
             files,
             staged,
+            opened: Vec::new(),
             memory_limit,
+            memory_used: 0,
             memory_limit_hit: false,
         }
     }
@@ -55,14 +62,18 @@ impl HostState {
 impl ResourceLimiter for HostState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
+        let used = self
+            .memory_used
+            .saturating_add(desired.saturating_sub(current));
+        if used > self.memory_limit {
             self.memory_limit_hit = true;
             wasmtime::bail!("memory limit of {} MiB exceeded", self.memory_limit >> 20);
         }
+        self.memory_used = used;
         Ok(true)
     }
 

@@ -257,8 +257,9 @@ enum Skip {
 type Pushed = Result<(), &'static str>;
 const SIZE_EXCEEDED: &str = "JSON token size limit exceeded";
 
-/// The streaming decoder. Keep one per channel (qemu keeps it across client
-/// reconnects, which is why clients send 0xFF first).
+/// The streaming decoder: one per connection. (qemu-ga keeps one for the
+/// agent's life, across client reconnects, which is why its clients send
+/// 0xFF first; a fresh decoder per connection makes that unnecessary.)
 #[derive(Debug)]
 pub struct Decoder {
     /// Lexer state (1..=15).

@@ -48,7 +48,9 @@ fn finish(out: &mut Vec<u8>, id: Option<&Value>) {
 }
 
 /// `{"return":<value>,"id":<id>}\n` (no `id` member when `id` is `None`).
-pub fn write_return(out: &mut Vec<u8>, value: &Value, id: Option<&Value>) {
+/// `value` is a `Value`, or a `RawValue` the caller has checked to be one
+/// line of valid JSON.
+pub fn write_return<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T, id: Option<&Value>) {
     out.extend_from_slice(b"{\"return\":");
     write_json(out, value);
     finish(out, id);

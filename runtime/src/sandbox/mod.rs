@@ -49,6 +49,8 @@ pub enum CallError {
     /// The component reported a command error (qemu-ga's GenericError).
     Command(String),
     Trap(String),
+    /// The instance could not be created (e.g. no free pool slot).
+    Start(String),
     Timeout(Duration),
     MemoryLimit(usize),
 }
@@ -141,6 +143,8 @@ impl Sandbox {
         let Some(prepared) = self.prepared.get(command) else {
             return Err(CallError::Command(format!("{command} is not available")));
         };
+        // Each call starts with nothing staged: no call sees another's bytes.
+        staged.clear();
         let state = HostState::new(
             prepared.files.then(|| Arc::clone(files)),
             std::mem::take(staged),
@@ -151,16 +155,24 @@ impl Sandbox {
         store.set_epoch_deadline(1);
         let limit = Duration::from_millis(prepared.limits.time_ms);
 
-        let outcome = {
+        let (outcome, instantiated) = {
             let _armed = self.watchdog.arm(limit);
-            prepared.pre.instantiate(&mut store).and_then(|instance| {
-                instance
-                    .sandga_agent_command()
-                    .call_run(&mut store, command, arguments)
-            })
+            match prepared.pre.instantiate(&mut store) {
+                Ok(instance) => (
+                    instance
+                        .sandga_agent_command()
+                        .call_run(&mut store, command, arguments),
+                    true,
+                ),
+                Err(e) => (Err(e), false),
+            }
         };
         let state = store.into_data();
         *staged = state.staged;
+        if !matches!(outcome, Ok(Ok(_))) {
+            // A failed call keeps nothing it opened.
+            close_all(files, &state.opened);
+        }
         match outcome {
             Ok(Ok(reply)) => Ok(Reply {
                 json: reply.json,
@@ -173,8 +185,23 @@ impl Sandbox {
             Err(e) => match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => Err(CallError::Timeout(limit)),
                 Some(trap) => Err(CallError::Trap(trap.to_string())),
+                None if !instantiated => Err(CallError::Start(format!("{e:#}"))),
                 None => Err(CallError::Trap(e.root_cause().to_string())),
             },
+        }
+    }
+}
+
+fn close_all(files: &Arc<Mutex<FileTable>>, handles: &[i64]) {
+    if handles.is_empty() {
+        return;
+    }
+    let Ok(mut table) = files.lock() else {
+        return;
+    };
+    for &handle in handles {
+        if let Err(e) = table.close(handle) {
+            tracing::warn!("closing handle {handle} of a failed call: {e:?}");
         }
     }
 }
