@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 
 mod bench;
 
+const WASM_TARGET: &str = "wasm32-wasip2";
 const USAGE: &str = "usage: cargo xtask <build-components | run -- <sandga options> | test \
                      | bench [--quick] [--reps N]>";
 
@@ -54,14 +55,31 @@ fn status(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Adds the wasm32-wasip2 target through rustup if it is missing, so that a
+/// fresh machine needs no step before `cargo xtask run`.
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains(WASM_TARGET));
+    match installed {
+        Ok(true) => Ok(()),
+        Ok(false) => status(Command::new("rustup").args(["target", "add", WASM_TARGET])),
+        // No rustup: the toolchain is managed otherwise; let cargo say what
+        // is missing.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Returns the directory holding the `.cwasm` files.
 fn build_components() -> Result<PathBuf> {
+    ensure_wasm_target()?;
     let root = root();
     let guests = root.join("guest-commands");
     status(
         cargo()
             .current_dir(&guests)
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .args(["build", "--release", "--target", WASM_TARGET])
             // Host-target settings must not leak into the wasm build.
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
