@@ -1,6 +1,6 @@
-//! Serial-port channels, driven through a pseudo-terminal standing in for the
-//! port: the agent serves it raw, and once the far side hangs up it neither
-//! exits nor burns CPU.
+//! Channels other than unix-listen: a serial port, driven through a
+//! pseudo-terminal standing in for it (the agent serves it raw, and once the
+//! far side hangs up it neither exits nor burns CPU), and vsock-listen.
 
 mod support;
 
@@ -118,4 +118,38 @@ fn isa_serial_serves_a_raw_port_and_idles_after_hang_up() {
     // A spinning agent would use ~200 ticks in 2 s.
     assert!(used <= 10, "{used} ticks of CPU in 2 s after the hang-up");
     agent.stop();
+}
+
+/// This machine has no vsock loopback transport, so only the listening side
+/// can be exercised: the agent binds, keeps serving (waiting) and stops
+/// cleanly; a malformed address is refused at start.
+#[test]
+fn vsock_listen_binds_and_rejects_bad_addresses() {
+    // VMADDR_CID_ANY, and a port unlikely to be taken.
+    let mut agent = PortAgent::start("vsock-listen", "4294967295:52981");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        agent.child.try_wait().expect("polling sandga").is_none(),
+        "sandga exited instead of listening on vsock"
+    );
+    agent.stop();
+
+    let state = support::temp_dir();
+    for bad in ["52981", "x:1", "1:", "1:2:3"] {
+        let out = support::run_to_exit(
+            &support::sandga_bin(),
+            &[
+                "-m".into(),
+                "vsock-listen".into(),
+                "-p".into(),
+                bad.into(),
+                "-t".into(),
+                state.path().into(),
+            ],
+            state.path(),
+        );
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error parsing address"), "{bad}: {stderr}");
+    }
 }
