@@ -3,24 +3,25 @@
 //!
 //! Every path is resolved beneath a `cap-std` handle of a granted directory,
 //! so `..`, absolute and relative symlinks cannot leave it; no `std::fs` call
-//! ever sees a path from a request. Only regular files are served: anything
-//! else is refused before it is opened, and if it was swapped in between,
-//! right after (the open itself uses `O_NONBLOCK`, so a fifo cannot block
-//! it). A filesystem that hangs (a dead NFS server) can still block the
-//! agent in a host call; the watchdog cannot interrupt those. Handles live
+//! ever sees a path from a request. Only regular files are opened: an
+//! existing file is pinned with `O_PATH` and checked before it is opened
+//! (see [`open_existing`]), and every open is `O_NONBLOCK`. A filesystem
+//! that hangs (a dead NFS server) can still block the agent in a host call;
+//! the watchdog cannot interrupt those. Handles live
 //! here, outside any component's store: they survive client reconnects and
 //! component traps.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, IntoRawFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt, PermissionsExt};
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::unistd::Whence as SeekWhence;
 
 use super::bindings::sandga::agent::files::{self, FileError, OpenFlags, ReadOutcome, Whence};
@@ -110,55 +111,35 @@ impl FileTable {
             ))
         };
 
-        // Refuse a non-regular file before opening it: opening a device can
-        // have side effects of its own.
-        match grant.dir.metadata(&relative) {
-            Ok(meta) if !meta.is_file() => return Err(not_regular()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {}
-            Err(e) => return Err(io_error(e, outside)),
-        }
-
-        let mut options = OpenOptions::new();
-        options
-            .read(flags.contains(OpenFlags::READ))
-            .write(writes)
-            .append(flags.contains(OpenFlags::APPEND))
-            .custom_flags(libc_flags());
+        let mode = IoMode {
+            read: flags.contains(OpenFlags::READ),
+            write: writes,
+            append: flags.contains(OpenFlags::APPEND),
+            truncate: flags.contains(OpenFlags::TRUNCATE),
+        };
         let file = if create {
             // Like qemu-ga: a file this call creates gets 0666 whatever the
             // umask; an existing file keeps its permissions.
-            let mut exclusive = options.clone();
+            let mut exclusive = IoMode {
+                truncate: false,
+                ..mode
+            }
+            .cap();
             exclusive.create_new(true).mode(0o666);
             match grant.dir.open_with(&relative, &exclusive) {
                 Ok(file) => {
                     file.set_permissions(cap_std::fs::Permissions::from_mode(0o666))
                         .map_err(|e| io_error(e, outside))?;
-                    file
+                    file.into_std()
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    options.truncate(flags.contains(OpenFlags::TRUNCATE));
-                    grant
-                        .dir
-                        .open_with(&relative, &options)
-                        .map_err(|e| io_error(e, outside))?
+                    open_existing(grant, &relative, mode, outside)?
                 }
                 Err(e) => return Err(io_error(e, outside)),
             }
         } else {
-            options.truncate(flags.contains(OpenFlags::TRUNCATE));
-            grant
-                .dir
-                .open_with(&relative, &options)
-                .map_err(|e| io_error(e, outside))?
+            open_existing(grant, &relative, mode, outside)?
         };
-        let file = file.into_std();
-        // The path may have been swapped between the check and the open.
-        match file.metadata() {
-            Ok(meta) if meta.is_file() => {}
-            Ok(_) => return Err(not_regular()),
-            Err(e) => return Err(io_error(e, outside)),
-        }
         let handle = self
             .counter
             .take()
@@ -253,10 +234,87 @@ impl FileTable {
     }
 }
 
-fn libc_flags() -> i32 {
-    // O_NONBLOCK: no open or read can block the agent. O_NOCTTY: a terminal
-    // can never become the agent's controlling tty.
-    (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits()
+/// O_NONBLOCK: a fifo can block neither the open nor a read. O_NOCTTY: a
+/// terminal can never become the agent's controlling tty.
+const IO_FLAGS: i32 = OFlag::O_NONBLOCK.bits() | OFlag::O_NOCTTY.bits();
+
+/// How a file is opened for I/O.
+#[derive(Clone, Copy)]
+struct IoMode {
+    read: bool,
+    write: bool,
+    append: bool,
+    truncate: bool,
+}
+
+impl IoMode {
+    fn cap(self) -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options
+            .read(self.read)
+            .write(self.write)
+            .append(self.append)
+            .truncate(self.truncate)
+            .custom_flags(IO_FLAGS);
+        options
+    }
+
+    fn std(self) -> std::fs::OpenOptions {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut options = std::fs::OpenOptions::new();
+        options
+            .read(self.read)
+            .write(self.write)
+            .append(self.append)
+            .truncate(self.truncate)
+            .custom_flags(IO_FLAGS);
+        options
+    }
+}
+
+/// Opens the existing file at `relative` beneath `grant` for I/O, and only
+/// if it is a regular file. The path is first resolved to an `O_PATH`
+/// descriptor, which opens nothing (a device's open has side effects of its
+/// own); that very inode is checked, then opened through
+/// `/proc/self/fd/N`, so no swap of the path can slip anything else in.
+/// Without /proc (a bare initramfs), the file is checked, opened, and checked
+/// again.
+fn open_existing(
+    grant: &GrantedDir,
+    relative: &Path,
+    mode: IoMode,
+    outside: impl Fn() -> FileError,
+) -> Result<File, FileError> {
+    let mut pin = OpenOptions::new();
+    pin.read(true).custom_flags(OFlag::O_PATH.bits());
+    let pinned = grant
+        .dir
+        .open_with(relative, &pin)
+        .map_err(|e| io_error(e, &outside))?
+        .into_std();
+    require_regular(&pinned, &outside)?;
+    let reopened = mode
+        .std()
+        .open(format!("/proc/self/fd/{}", pinned.as_raw_fd()));
+    let file = match reopened {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => grant
+            .dir
+            .open_with(relative, &mode.cap())
+            .map_err(|e| io_error(e, &outside))?
+            .into_std(),
+        Err(e) => return Err(io_error(e, &outside)),
+    };
+    require_regular(&file, &outside)?;
+    Ok(file)
+}
+
+fn require_regular(file: &File, outside: impl Fn() -> FileError) -> Result<(), FileError> {
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(not_regular()),
+        Err(e) => Err(io_error(e, outside)),
+    }
 }
 
 fn not_regular() -> FileError {
