@@ -71,10 +71,7 @@ fn host_error(err: FileError, handle: i64, what: &str) -> String {
 }
 
 fn empty_object() -> Reply {
-    Reply {
-        json: "{}".to_owned(),
-        staged_member: None,
-    }
+    Reply::json("{}".to_owned())
 }
 
 /// The fopen modes qemu-ga accepts (`find_open_flag`), as open flags.
@@ -114,10 +111,7 @@ pub fn open(host: &mut impl FileHost, mut args: Args) -> Result<Reply, String> {
             format!("failed to open file '{path}' (mode: '{mode}'): {text}")
         }
     })?;
-    Ok(Reply {
-        json: handle.to_string(),
-        staged_member: None,
-    })
+    Ok(Reply::json(handle.to_string()))
 }
 
 /// `{handle: int}` → `{}`.
@@ -217,10 +211,7 @@ pub fn write(host: &mut impl FileHost, mut args: Args) -> Result<Reply, String> 
         .write(handle, &data)
         .map_err(|err| host_error(err, handle, "failed to write to file"))?;
     // `eof` is feof() after fwrite in qemu-ga, which a write never sets.
-    Ok(Reply {
-        json: format!(r#"{{"count":{written},"eof":false}}"#),
-        staged_member: None,
-    })
+    Ok(Reply::json(format!(r#"{{"count":{written},"eof":false}}"#)))
 }
 
 /// `{handle: int, offset: int, whence: GuestFileWhence}` → `{position, eof}`.
@@ -250,10 +241,9 @@ pub fn seek(host: &mut impl FileHost, mut args: Args) -> Result<Reply, String> {
         .seek(handle, offset, whence)
         .map_err(|err| host_error(err, handle, "failed to seek file"))?;
     // After a successful fseek, feof() is always false.
-    Ok(Reply {
-        json: format!(r#"{{"position":{position},"eof":false}}"#),
-        staged_member: None,
-    })
+    Ok(Reply::json(format!(
+        r#"{{"position":{position},"eof":false}}"#
+    )))
 }
 
 /// `{handle: int}` → `{}`.

@@ -52,10 +52,7 @@ pub fn get_interfaces(host: &mut impl NetHost, args: Args) -> Result<Reply, Stri
         .into_iter()
         .map(|interface| interface_json(&interface))
         .collect::<Result<_, _>>()?;
-    Ok(Reply {
-        json: Value::from(interfaces).to_string(),
-        staged_member: None,
-    })
+    Ok(Reply::json(Value::from(interfaces).to_string()))
 }
 
 fn interface_json(interface: &NetInterface) -> Result<Value, String> {

@@ -10,6 +10,13 @@
 //! unexpected member of any size or nesting depth costs no recursion, and a
 //! number serde_json could not represent (`1e400`) is still just "not an
 //! integer", as in qemu-ga.
+//!
+//! [`command`] holds the rest every component shares: the reply type, name
+//! dispatch and the export glue.
+
+pub mod command;
+
+pub use command::{Handler, Reply, dispatch};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

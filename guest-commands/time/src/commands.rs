@@ -15,8 +15,5 @@ pub trait ClockHost {
 /// `{}` → nanoseconds since the epoch.
 pub fn get_time(host: &mut impl ClockHost, args: Args) -> Result<Reply, String> {
     args.finish()?;
-    Ok(Reply {
-        json: host.now().to_string(),
-        staged_member: None,
-    })
+    Ok(Reply::json(host.now().to_string()))
 }

@@ -36,8 +36,5 @@ pub fn get_vcpus(host: &mut impl VcpuHost, args: Args) -> Result<Reply, String> 
             })
         })
         .collect();
-    Ok(Reply {
-        json: serde_json::Value::from(cpus).to_string(),
-        staged_member: None,
-    })
+    Ok(Reply::json(serde_json::Value::from(cpus).to_string()))
 }

@@ -7,31 +7,23 @@
 mod commands;
 
 pub use commands::{LogicalCpu, VcpuHost};
-use qapi_args::Args;
-
-/// `sandga:agent/command.reply`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub json: String,
-    pub staged_member: Option<&'static str>,
-}
-
-type Handler<H> = fn(&mut H, Args) -> Result<Reply, String>;
+pub use qapi_args::Reply;
 
 /// Runs command `name`; an error is the `desc` of qemu-ga's `GenericError`.
 pub fn run<H: VcpuHost>(host: &mut H, name: &str, arguments: &str) -> Result<Reply, String> {
-    let handler: Handler<H> = match name {
-        "guest-get-vcpus" => commands::get_vcpus,
-        _ => return Err(format!("component 'vcpus' does not implement {name}")),
-    };
-    handler(host, Args::parse(arguments)?)
+    qapi_args::dispatch(
+        host,
+        "vcpus",
+        &[("guest-get-vcpus", commands::get_vcpus)],
+        name,
+        arguments,
+    )
 }
 
 #[cfg(target_arch = "wasm32")]
 mod component {
     wit_bindgen::generate!({ world: "vcpus", path: "../../wit" });
 
-    use exports::sandga::agent::command::{CommandError, Guest, Reply};
     use sandga::agent::vcpu;
 
     /// The real host: the `vcpu` import.
@@ -49,20 +41,7 @@ mod component {
         }
     }
 
-    struct Component;
-
-    impl Guest for Component {
-        fn run(name: String, arguments: String) -> Result<Reply, CommandError> {
-            crate::run(&mut WitHost, &name, &arguments)
-                .map(|reply| Reply {
-                    json: reply.json,
-                    staged_member: reply.staged_member.map(str::to_owned),
-                })
-                .map_err(|desc| CommandError { desc })
-        }
-    }
-
-    export!(Component);
+    qapi_args::export_command!(WitHost, crate::run);
 }
 
 #[cfg(test)]
