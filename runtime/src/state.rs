@@ -13,6 +13,14 @@ const STATE_FILE: &str = "qga.state";
 /// qemu-ga's first handle.
 const FIRST_HANDLE: i64 = 1000;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// On disk before `save` returns.
+    Synced,
+    /// Whenever the kernel writes it back.
+    Lazy,
+}
+
 #[derive(Debug)]
 pub struct HandleCounter {
     path: PathBuf,
@@ -20,21 +28,30 @@ pub struct HandleCounter {
 }
 
 impl HandleCounter {
-    /// Reads `<statedir>/qga.state`, creating it if it is missing.
+    /// Reads `<statedir>/qga.state`, creating it if it is missing (which
+    /// also proves at start that the state directory is writable).
     pub fn load(state_dir: &Path) -> Result<HandleCounter> {
         let path = state_dir.join(STATE_FILE);
-        let next = match fs::read_to_string(&path) {
-            Ok(text) => parse(&text)
-                .with_context(|| format!("loading persistent state from {}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FIRST_HANDLE,
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("loading persistent state from {}", path.display()));
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let next = parse(&text)
+                    .with_context(|| format!("loading persistent state from {}", path.display()))?;
+                Ok(HandleCounter { path, next })
             }
-        };
-        let counter = HandleCounter { path, next };
-        counter.save()?;
-        Ok(counter)
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let counter = HandleCounter {
+                    path,
+                    next: FIRST_HANDLE,
+                };
+                // Losing this write loses nothing (a missing file means the
+                // first handle), so start-up does not wait for the disk.
+                counter.save(Durability::Lazy)?;
+                Ok(counter)
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("loading persistent state from {}", path.display()))
+            }
+        }
     }
 
     /// Takes the next handle and records that it is taken before handing it
@@ -44,11 +61,11 @@ impl HandleCounter {
         self.next = handle
             .checked_add(1)
             .context("file handle counter exhausted")?;
-        self.save()?;
+        self.save(Durability::Synced)?;
         Ok(handle)
     }
 
-    fn save(&self) -> Result<()> {
+    fn save(&self, durability: Durability) -> Result<()> {
         let tmp = self.path.with_extension("state.tmp");
         let write = || -> std::io::Result<()> {
             // Never follow a link someone else put there (the state
@@ -64,7 +81,9 @@ impl HandleCounter {
                 .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
                 .open(&tmp)?;
             write!(file, "[global]\nfd_counter={}\n", self.next)?;
-            file.sync_all()?;
+            if durability == Durability::Synced {
+                file.sync_all()?;
+            }
             fs::rename(&tmp, &self.path)
         };
         write().with_context(|| {
