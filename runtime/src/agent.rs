@@ -112,7 +112,10 @@ impl Agent {
         }
         self.inbound = inbound;
         self.inbound.clear();
-        self.flush(connection).await
+        let flushed = self.flush(connection).await;
+        // Deferred work may begin once the first answers are out.
+        self.dispatcher.start_loading();
+        flushed
     }
 
     fn answer(&mut self, event: &Inbound) {

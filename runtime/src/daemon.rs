@@ -12,7 +12,7 @@ use crate::cli::Options;
 use crate::dispatch::Dispatcher;
 use crate::host::FileTable;
 use crate::policy::Policy;
-use crate::sandbox::Sandbox;
+use crate::sandbox::Loader;
 use crate::state::HandleCounter;
 
 pub fn run(options: Options) -> Result<()> {
@@ -36,16 +36,7 @@ pub fn run(options: Options) -> Result<()> {
         let counter = HandleCounter::load(&options.state_dir)?;
         let cwd = std::env::current_dir().context("reading the working directory")?;
         let files = FileTable::new(&policy.directories, cwd, counter)?;
-        // Components load while the channel opens and the first sync is
-        // answered.
-        let loader = {
-            let policy = policy.clone();
-            let components = options.components.clone();
-            std::thread::Builder::new()
-                .name("sandga-loader".into())
-                .spawn(move || Sandbox::load(&policy, components.as_deref()))
-                .context("starting the component loader")?
-        };
+        let loader = Loader::spawn(policy.clone(), options.components.clone())?;
         let channel = Channel::open(options.method, &path)
             .context("failed to initialize guest agent channel")?;
         if let Some(pidfile) = &options.pidfile {

@@ -3,7 +3,6 @@
 //! parsed request and writes out whatever it answers.
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use qapi_args::Args;
 use serde_json::value::{RawValue, to_raw_value};
@@ -13,7 +12,7 @@ use crate::commands::{self, Builtin, CommandSpec, Executor};
 use crate::host::FileTable;
 use crate::policy::Policy;
 use crate::protocol::{ErrorClass, Request};
-use crate::sandbox::{CallError, Reply, Sandbox};
+use crate::sandbox::{CallError, Loader, Reply, Sandbox};
 
 /// What to send back for one request.
 #[derive(Debug)]
@@ -58,7 +57,7 @@ pub struct Dispatcher {
     policy: Policy,
     /// Components load on a thread of their own, so the agent answers
     /// `guest-sync` while they load; the first request that needs them waits.
-    loader: Option<JoinHandle<anyhow::Result<Sandbox>>>,
+    loader: Loader,
     sandbox: Result<Sandbox, String>,
     files: Arc<Mutex<FileTable>>,
     /// Bulk bytes a command staged for its answer (reused between calls).
@@ -79,14 +78,10 @@ const MAX_ERROR_DESC: usize = 64 << 10;
 const STAGED_KEEP: usize = 8 << 20;
 
 impl Dispatcher {
-    pub fn new(
-        policy: Policy,
-        files: FileTable,
-        sandbox: JoinHandle<anyhow::Result<Sandbox>>,
-    ) -> Dispatcher {
+    pub fn new(policy: Policy, files: FileTable, loader: Loader) -> Dispatcher {
         Dispatcher {
             policy,
-            loader: Some(sandbox),
+            loader,
             sandbox: Err("components are still loading".into()),
             files: Arc::new(Mutex::new(files)),
             staged: Vec::new(),
@@ -153,16 +148,17 @@ impl Dispatcher {
         }
     }
 
+    /// Lets the components load now (the agent's first answers are out).
+    pub fn start_loading(&mut self) {
+        self.loader.start();
+    }
+
     fn sandbox(&mut self) -> Result<&Sandbox, &str> {
-        if let Some(loader) = self.loader.take() {
-            self.sandbox = match loader.join() {
-                Ok(Ok(sandbox)) => Ok(sandbox),
-                Ok(Err(e)) => Err(format!("components could not be loaded: {e:#}")),
-                Err(_) => Err("components could not be loaded".to_string()),
-            };
-            if let Err(reason) = &self.sandbox {
+        if let Some(loaded) = self.loader.finish() {
+            if let Err(reason) = &loaded {
                 tracing::error!("{reason}");
             }
+            self.sandbox = loaded;
         }
         self.sandbox.as_ref().map_err(String::as_str)
     }

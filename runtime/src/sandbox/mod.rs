@@ -12,7 +12,9 @@ mod watchdog;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -37,6 +39,53 @@ mod embedded {
 /// called unless it tries to print or read its environment.
 const STD_IMPORTS: &[&str] = &["wasi:io/", "wasi:cli/"];
 const HOST_PACKAGE: &str = "sandga:agent/";
+
+/// Loads the components on a thread of its own. The thread waits until
+/// [`Loader::start`] (the agent calls it once its first answers are out) or
+/// [`LOAD_DELAY`] has passed, so loading (engine set-up, mapping native
+/// code) never competes with start-up for a CPU or the address-space lock.
+pub struct Loader {
+    go: Option<Sender<()>>,
+    thread: Option<JoinHandle<Result<Sandbox>>>,
+}
+
+/// The longest the loader waits for the first answers.
+pub const LOAD_DELAY: Duration = Duration::from_millis(100);
+
+impl Loader {
+    pub fn spawn(policy: Policy, components_dir: Option<PathBuf>) -> Result<Loader> {
+        let (go, wait) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sandga-loader".into())
+            .spawn(move || {
+                // Dropping the sender (`start`) ends the wait at once.
+                let _ = wait.recv_timeout(LOAD_DELAY);
+                Sandbox::load(&policy, components_dir.as_deref())
+            })
+            .context("starting the component loader")?;
+        Ok(Loader {
+            go: Some(go),
+            thread: Some(thread),
+        })
+    }
+
+    /// Lets the loader begin now.
+    pub fn start(&mut self) {
+        self.go = None;
+    }
+
+    /// Starts the loader if it has not started, and waits for its result;
+    /// `None` once it has been taken.
+    pub fn finish(&mut self) -> Option<Result<Sandbox, String>> {
+        self.start();
+        let thread = self.thread.take()?;
+        Some(match thread.join() {
+            Ok(Ok(sandbox)) => Ok(sandbox),
+            Ok(Err(e)) => Err(format!("components could not be loaded: {e:#}")),
+            Err(_) => Err("components could not be loaded".to_string()),
+        })
+    }
+}
 
 /// A command's return value, as the component produced it.
 pub struct Reply {
