@@ -1,6 +1,7 @@
 //! Runs commands in WebAssembly components.
 //!
-//! At start every enabled component command is linked against exactly the
+//! At start (on the loader thread, right after the first answers or within
+//! 100 ms) every enabled component command is linked against exactly the
 //! host interfaces its policy grants (`instantiate_pre`); a component that
 //! imports anything else is refused then, with the reason, and its command is
 //! reported disabled. Each call gets a fresh instance from the pooling
