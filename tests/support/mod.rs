@@ -96,8 +96,8 @@ enum Program {
 /// with state directory `<dir>/state` (or `<dir>/qga-state`), working
 /// directory `<dir>` and stderr in `<dir>/agent.log`.
 ///
-/// Dropping it sends SIGTERM and, unless the test is already failing,
-/// asserts that the agent exits with status 0.
+/// Dropping it sends SIGTERM and, unless the test is already failing or the
+/// agent is qemu-ga, asserts that the agent exits with status 0.
 pub struct Agent {
     dir: TempDir,
     program: Program,
@@ -338,7 +338,9 @@ impl Drop for Agent {
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
         let _ = kill(pid, Signal::SIGTERM);
         let status = wait_bounded(&mut child, EXIT_TIMEOUT);
-        if std::thread::panicking() {
+        // Only sandga is under test. (Debian's qemu-ga 7.2 now and then takes
+        // over 10 s to exit after SIGTERM; it is killed then.)
+        if std::thread::panicking() || matches!(self.program, Program::QemuGa) {
             return;
         }
         let status = status.unwrap_or_else(|| {
