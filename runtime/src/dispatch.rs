@@ -12,7 +12,7 @@ use crate::commands::{self, Builtin, CommandSpec, Executor};
 use crate::host::FileTable;
 use crate::policy::Policy;
 use crate::protocol::{ErrorClass, Request};
-use crate::sandbox::{CallError, Loader, Reply, Sandbox};
+use crate::sandbox::{CallError, Loader, Reply};
 
 /// What to send back for one request.
 #[derive(Debug)]
@@ -58,7 +58,6 @@ pub struct Dispatcher {
     /// Components load on a thread of their own, so the agent answers
     /// `guest-sync` while they load; the first request that needs them waits.
     loader: Loader,
-    sandbox: Result<Sandbox, String>,
     files: Arc<Mutex<FileTable>>,
     /// Bulk bytes a command staged for its answer (reused between calls).
     staged: Vec<u8>,
@@ -82,7 +81,6 @@ impl Dispatcher {
         Dispatcher {
             policy,
             loader,
-            sandbox: Err("components are still loading".into()),
             files: Arc::new(Mutex::new(files)),
             staged: Vec::new(),
         }
@@ -142,7 +140,8 @@ impl Dispatcher {
         match spec.executor {
             Executor::Builtin(_) => Ok(()),
             Executor::Component(_) => self
-                .sandbox()
+                .loader
+                .get()
                 .and_then(|sandbox| sandbox.availability(spec.name))
                 .map_err(str::to_string),
         }
@@ -151,16 +150,6 @@ impl Dispatcher {
     /// Lets the components load now (the agent's first answers are out).
     pub fn start_loading(&mut self) {
         self.loader.start();
-    }
-
-    fn sandbox(&mut self) -> Result<&Sandbox, &str> {
-        if let Some(loaded) = self.loader.finish() {
-            if let Err(reason) = &loaded {
-                tracing::error!("{reason}");
-            }
-            self.sandbox = loaded;
-        }
-        self.sandbox.as_ref().map_err(String::as_str)
     }
 
     fn builtin(&mut self, builtin: Builtin, arguments: &str) -> Answer {
@@ -214,7 +203,7 @@ impl Dispatcher {
     fn component(&mut self, spec: &CommandSpec, arguments: &str) -> Answer {
         let files = Arc::clone(&self.files);
         let mut staged = std::mem::take(&mut self.staged);
-        let result = match self.sandbox() {
+        let result = match self.loader.get() {
             Ok(sandbox) => sandbox.call(spec.name, arguments, &files, &mut staged),
             Err(reason) => Err(CallError::Command(reason.to_string())),
         };

@@ -48,6 +48,7 @@ const HOST_PACKAGE: &str = "sandga:agent/";
 pub struct Loader {
     go: Option<Sender<()>>,
     thread: Option<JoinHandle<Result<Sandbox>>>,
+    loaded: Option<Result<Sandbox, String>>,
 }
 
 /// The longest the loader waits for the first answers.
@@ -67,6 +68,7 @@ impl Loader {
         Ok(Loader {
             go: Some(go),
             thread: Some(thread),
+            loaded: None,
         })
     }
 
@@ -75,16 +77,22 @@ impl Loader {
         self.go = None;
     }
 
-    /// Starts the loader if it has not started, and waits for its result;
-    /// `None` once it has been taken.
-    pub fn finish(&mut self) -> Option<Result<Sandbox, String>> {
+    /// The components, once loaded (starting the loader now if it has not
+    /// started, and waiting for it), or why they could not be.
+    pub fn get(&mut self) -> Result<&Sandbox, &str> {
         self.start();
-        let thread = self.thread.take()?;
-        Some(match thread.join() {
-            Ok(Ok(sandbox)) => Ok(sandbox),
-            Ok(Err(e)) => Err(format!("components could not be loaded: {e:#}")),
-            Err(_) => Err("components could not be loaded".to_string()),
-        })
+        let loaded = self.loaded.get_or_insert_with(|| {
+            let joined = match self.thread.take().map(JoinHandle::join) {
+                Some(Ok(Ok(sandbox))) => Ok(sandbox),
+                Some(Ok(Err(e))) => Err(format!("components could not be loaded: {e:#}")),
+                Some(Err(_)) | None => Err("components could not be loaded".to_string()),
+            };
+            if let Err(reason) = &joined {
+                tracing::error!("{reason}");
+            }
+            joined
+        });
+        loaded.as_ref().map_err(String::as_str)
     }
 }
 
