@@ -14,45 +14,40 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut generated = String::from("pub static COMPONENTS: &[(&str, &[u8])] = &[\n");
 
-    // xtask links this crate with the compiler only to precompile: it needs
-    // no components, and must not be rebuilt each time they change.
-    if env::var_os("CARGO_FEATURE_COMPILER").is_none() {
-        let dir = env::var_os("SANDGA_COMPONENTS_DIR").map_or_else(
-            || {
-                let manifest =
-                    PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-                manifest.join("../target/components")
-            },
-            PathBuf::from,
+    let dir = env::var_os("SANDGA_COMPONENTS_DIR").map_or_else(
+        || {
+            let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+            manifest.join("../target/components")
+        },
+        PathBuf::from,
+    );
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .filter_map(|path| {
+            let name = path.file_stem()?.to_str()?.to_string();
+            Some((name, path))
+        })
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        println!(
+            "cargo:warning=no components in {}: run `cargo xtask build-components` first",
+            dir.display()
         );
-        println!("cargo:rerun-if-changed={}", dir.display());
-        let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
-            .filter_map(|path| {
-                let name = path.file_stem()?.to_str()?.to_string();
-                Some((name, path))
-            })
-            .collect();
-        found.sort();
-        if found.is_empty() {
-            println!(
-                "cargo:warning=no components in {}: run `cargo xtask build-components` first",
-                dir.display()
-            );
-        }
-        for (name, path) in found {
-            println!("cargo:rerun-if-changed={}", path.display());
-            writeln!(
-                generated,
-                "    ({name:?}, include_bytes!({:?})),",
-                path.display().to_string()
-            )
-            .expect("writing to a String");
-        }
+    }
+    for (name, path) in found {
+        println!("cargo:rerun-if-changed={}", path.display());
+        writeln!(
+            generated,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("writing to a String");
     }
     generated.push_str("];\n");
     std::fs::write(out.join("embedded_components.rs"), generated)

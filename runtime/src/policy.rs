@@ -320,7 +320,7 @@ impl RawLimits {
     ) -> Result<Limits, PolicyError> {
         let mut limits = base;
         if let Some(mib) = self.memory_mib {
-            let max = crate::sandbox::engine::MAX_MEMORY_BYTES >> 20;
+            let max = sandga_engine::MAX_MEMORY_BYTES >> 20;
             let value = *mib.get_ref();
             if value == 0 || value > max as u64 {
                 return Err(error(

@@ -2,7 +2,8 @@
 //!
 //! - `build-components`: builds every crate in `guest-commands/` for
 //!   wasm32-wasip2 and precompiles each component to `target/components/*.cwasm`
-//!   with the daemon's exact engine configuration. Test-only crates named
+//!   with the daemon's exact engine configuration, for the architecture's
+//!   baseline CPU (`xtask/precompile`, the only build with a compiler). Test-only crates named
 //!   `test-<component>` go to `target/test-components/<component>.cwasm`.
 //! - `run -- <sandga options>`: builds the components and the daemon, runs it.
 //! - `test`: everything CI checks: formatting, clippy, components, tests.
@@ -93,8 +94,8 @@ fn build_components() -> Result<PathBuf> {
     for dir in [&out, &test_out] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let engine = sandga::sandbox::engine::engine()?;
-    let mut count = 0;
+    // (wasm in, cwasm out) for every component built.
+    let mut jobs = Vec::new();
     for entry in
         std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))?
     {
@@ -105,31 +106,53 @@ fn build_components() -> Result<PathBuf> {
         ) else {
             continue;
         };
-        let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let cwasm = sandga::sandbox::engine::precompile(&engine, &wasm)
-            .with_context(|| format!("precompiling {}", path.display()))?;
         // `test-<component>` crates are test-only stand-ins: kept apart so
         // the daemon never embeds them.
         let target = match name.strip_prefix("test_") {
             Some(stands_in_for) => test_out.join(format!("{stands_in_for}.cwasm")),
             None => out.join(format!("{name}.cwasm")),
         };
-        // Rewriting an unchanged file would make cargo rebuild the daemon.
-        if std::fs::read(&target).ok().as_deref() != Some(&cwasm[..]) {
-            std::fs::write(&target, &cwasm)
-                .with_context(|| format!("writing {}", target.display()))?;
-        }
-        println!(
-            "component {name}: {} bytes wasm, {} bytes cwasm",
-            wasm.len(),
-            cwasm.len()
-        );
-        count += 1;
+        jobs.push(path.clone().into_os_string());
+        jobs.push(target.into_os_string());
     }
-    if count == 0 {
+    if jobs.is_empty() {
         bail!("no components found in {}", built.display());
     }
+    status(precompiler(&root, "run").arg("--").args(&jobs)).context("precompiling components")?;
     Ok(out)
+}
+
+/// `cargo <verb>` on the precompiler, a workspace of its own (the only build
+/// with cranelift) that shares this workspace's target directory.
+fn precompiler(root: &Path, verb: &str) -> Command {
+    let mut command = cargo();
+    command
+        .current_dir(root)
+        .args([verb, "--quiet", "--manifest-path"])
+        .arg(root.join("xtask/precompile/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root.join("target"));
+    command
+}
+
+/// Cargo unifies a dependency's features across everything one build
+/// builds, so a compiler anywhere in this workspace would end up in the
+/// daemon (`cargo build --workspace`). It lives in `xtask/precompile` only.
+fn no_code_generator_in_workspace(root: &Path) -> Result<()> {
+    let tree = cargo()
+        .current_dir(root)
+        .args(["tree", "--workspace", "--edges", "normal", "--invert"])
+        .arg("cranelift-codegen")
+        .output()
+        .context("running cargo tree")?;
+    let stderr = String::from_utf8_lossy(&tree.stderr);
+    if tree.status.success() || !stderr.contains("did not match any packages") {
+        bail!(
+            "the workspace links a code generator (cranelift-codegen):\n{}{stderr}",
+            String::from_utf8_lossy(&tree.stdout)
+        );
+    }
+    Ok(())
 }
 
 fn run(args: &[String]) -> Result<()> {
@@ -160,7 +183,15 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    no_code_generator_in_workspace(&root)?;
+    status(
+        precompiler(&root, "clippy")
+            .arg("--all-targets")
+            .args(["--", "-D", "warnings"]),
+    )?;
     build_components()?;
+    // The precompiler's own check that it refuses non-baseline code.
+    status(&mut precompiler(&root, "test"))?;
     // The components' own logic, natively (the crates are also rlibs).
     status(
         cargo()

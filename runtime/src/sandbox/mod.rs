@@ -8,7 +8,6 @@
 //! allocator, a memory cap and a deadline; a trap, a timeout or a limit hit
 //! fails only that call.
 
-pub mod engine;
 mod watchdog;
 
 use std::collections::HashMap;
@@ -131,7 +130,7 @@ impl Sandbox {
     /// Loads and links every component command the policy enables.
     /// `components_dir` (from `--components`) overrides the policy's.
     pub fn load(policy: &Policy, components_dir: Option<&Path>) -> Result<Sandbox> {
-        let engine = engine::engine()?;
+        let engine = sandga_engine::engine()?;
         let watchdog = Watchdog::start(&engine).context("starting the watchdog thread")?;
         let dir = components_dir.or(policy.components.dir.as_deref());
         let mut components: HashMap<&str, Result<Component, String>> = HashMap::new();
@@ -354,4 +353,29 @@ fn link(
     linker.define_unknown_imports_as_traps(component)?;
     let pre = linker.instantiate_pre(component)?;
     Ok(RuntimePre::new(pre)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon must load its components on any CPU of its architecture
+    /// (a guest's virtual CPU is rarely the build machine's): what it embeds
+    /// must load into an engine that believes the CPU has no optional feature.
+    #[test]
+    fn embedded_components_need_only_the_baseline_cpu() {
+        assert!(
+            !embedded::COMPONENTS.is_empty(),
+            "no components embedded: run `cargo xtask build-components` before the tests"
+        );
+        let checker = sandga_engine::baseline_checker().expect("baseline engine");
+        for (name, bytes) in embedded::COMPONENTS {
+            // SAFETY: embedded at build time; the checking engine only
+            // validates the artifact and never runs it.
+            let loaded = unsafe { Component::deserialize(&checker, bytes) };
+            if let Err(e) = loaded {
+                panic!("component {name} needs more than the baseline CPU: {e:#}");
+            }
+        }
+    }
 }

@@ -1,7 +1,12 @@
 //! The one wasmtime `Engine` configuration, shared by the daemon (which only
-//! loads precompiled components) and `cargo xtask build-components` (which
-//! compiles them). A `.cwasm` loads only into an engine configured exactly
-//! like the one that compiled it, so both sides call [`config`].
+//! loads precompiled components) and the precompiler (`xtask/precompile`,
+//! which compiles them). A `.cwasm` loads only into an engine configured
+//! exactly like the one that compiled it, so both sides call [`config`].
+//!
+//! Components are compiled for the architecture's baseline, never for the
+//! build machine's CPU: a guest's virtual CPU (QEMU's `qemu64`, a
+//! migration-safe named model) often lacks what the build machine has, and
+//! a `.cwasm` that uses one missing feature does not load at all.
 
 use anyhow::{Context, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -19,7 +24,17 @@ const KEEP_RESIDENT: usize = 8 << 20;
 /// reset while the next call starts.
 const POOL_SLOTS: u32 = 4;
 
-pub fn config() -> Config {
+/// The code-generation target: this architecture on Linux, with no optional
+/// CPU feature. Naming a target explicitly stops cranelift from inferring the
+/// build machine's features; none is enabled back. On x86-64 that is the
+/// original x86-64 (SSE2), which every x86-64 CPU and every QEMU CPU model
+/// has; the components are small and mostly wait on host calls, so newer
+/// vector extensions would buy them nothing measurable (BENCHMARKS.md).
+pub fn target() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
+pub fn config() -> Result<Config> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(POOL_SLOTS)
         .total_core_instances(POOL_SLOTS * 8)
@@ -36,6 +51,9 @@ pub fn config() -> Config {
 
     let mut config = Config::new();
     config
+        .target(&target())
+        .map_err(anyhow::Error::from)
+        .context("setting the code-generation target")?
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         // Time limits: the watchdog bumps the epoch when a call overruns.
         .epoch_interruption(true)
@@ -48,21 +66,27 @@ pub fn config() -> Config {
         .gc_support(false)
         .wasm_gc(false)
         .wasm_stack_switching(false);
-    config
+    Ok(config)
 }
 
 pub fn engine() -> Result<Engine> {
-    Engine::new(&config())
+    Engine::new(&config()?)
         .map_err(anyhow::Error::from)
         .context("configuring the WebAssembly engine")
 }
 
-/// Compiles a component to the native `.cwasm` form the daemon loads.
-#[cfg(feature = "compiler")]
-pub fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>> {
-    let cwasm = engine
-        .precompile_component(wasm)
+/// An engine that believes the CPU has none of the architecture's optional
+/// features: a `.cwasm` that deserializes into it loads on every CPU of the
+/// architecture. For checking artifacts only: code must never run in it.
+pub fn baseline_checker() -> Result<Engine> {
+    let mut config = config()?;
+    // SAFETY: claiming fewer features than the CPU has only makes loading
+    // stricter. Nothing is ever instantiated in this engine, so no code
+    // compiled under the claim runs.
+    unsafe {
+        config.detect_host_feature(|_| Some(false));
+    }
+    Engine::new(&config)
         .map_err(anyhow::Error::from)
-        .context("compiling component")?;
-    Ok(cwasm)
+        .context("configuring the baseline-checking engine")
 }
