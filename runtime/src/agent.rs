@@ -13,8 +13,8 @@ const READ_SIZE: usize = 256 << 10;
 /// Answers to pipelined requests are written together, up to this much.
 const FLUSH_AT: usize = 1 << 20;
 const OUT_KEEP: usize = 8 << 20;
-/// Bounds on the pause between reads of a port that reads nothing: at worst
-/// five wake-ups a second while the host is away (qemu-ga: ten).
+/// Bounds on the pause after a port session that read nothing. While the
+/// host is away the agent does not wake at all ([`channel::Port::connect`]).
 const IDLE_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const IDLE_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
@@ -41,17 +41,19 @@ impl Agent {
     pub async fn run(&mut self, channel: Channel) -> anyhow::Result<()> {
         match channel {
             Channel::Port(port) => {
-                let mut idle = Duration::ZERO;
+                let mut backoff = Duration::ZERO;
                 loop {
-                    // A port whose driver keeps reporting the hang-up would
-                    // make this loop spin; back off while reads bring nothing.
-                    if self.serve(&port).await {
-                        idle = Duration::ZERO;
+                    let connection = port.connect().await?;
+                    // A host that connects and leaves without a word is
+                    // normal; a driver that keeps waking the agent with
+                    // nothing to read would make this loop spin, so quick
+                    // empty sessions in a row back off.
+                    if self.serve(&connection).await {
+                        backoff = Duration::ZERO;
                     } else {
-                        idle = (idle * 2).clamp(IDLE_BACKOFF_MIN, IDLE_BACKOFF_MAX);
-                        tokio::time::sleep(idle).await;
+                        backoff = (backoff * 2).clamp(IDLE_BACKOFF_MIN, IDLE_BACKOFF_MAX);
+                        tokio::time::sleep(backoff).await;
                     }
-                    port.wait_for_host().await;
                 }
             }
             Channel::Listener(listener) => loop {

@@ -3,12 +3,14 @@
 //! one client at a time. Bytes only; no knowledge of the protocol.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
-use std::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, UnixAddr, VsockAddr, accept4, bind, listen, socket,
 };
@@ -18,6 +20,10 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 pub const DEFAULT_VIRTIO_PATH: &str = "/dev/virtio-ports/org.qemu.guest_agent.0";
+/// Where udev links virtio-serial ports by name, and where the kernel names
+/// them when there is no udev.
+const VIRTIO_PORTS_DIR: &str = "/dev/virtio-ports";
+const VIRTIO_PORTS_SYSFS: &str = "/sys/class/virtio-ports";
 pub const DEFAULT_ISA_PATH: &str = "/dev/ttyS0";
 
 /// Clients waiting for their turn queue in the listen backlog.
@@ -54,20 +60,20 @@ impl Method {
 pub enum Channel {
     /// A serial port: one stream for the agent's whole life. While the host
     /// side is closed it reads end-of-file; the host may come back any time.
-    Port(Connection),
+    Port(Port),
     /// A listening socket; each accepted client is a connection.
     Listener(AsyncFd<OwnedFd>),
 }
 
 /// One open byte stream (non-blocking, driven by tokio's edge-triggered
-/// epoll, so a hung-up port costs no wake-ups).
+/// epoll).
 pub struct Connection(AsyncFd<OwnedFd>);
 
 impl Channel {
     pub fn open(method: Method, path: &str) -> Result<Channel> {
         let channel = match method {
-            Method::VirtioSerial => Channel::Port(open_port(Path::new(path), false)?),
-            Method::IsaSerial => Channel::Port(open_port(Path::new(path), true)?),
+            Method::VirtioSerial => Channel::Port(Port::open(&virtio_port_path(path), false)?),
+            Method::IsaSerial => Channel::Port(Port::open(Path::new(path), true)?),
             Method::UnixListen => Channel::Listener(listen_unix(Path::new(path))?),
             Method::VsockListen => Channel::Listener(listen_vsock(path)?),
         };
@@ -75,17 +81,128 @@ impl Channel {
     }
 }
 
-fn open_port(path: &Path, raw_tty: bool) -> Result<Connection> {
-    let fd = open(
-        path,
-        OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
-        Mode::empty(),
-    )
-    .with_context(|| format!("error opening channel '{}'", path.display()))?;
-    if raw_tty {
-        make_raw(&fd).with_context(|| format!("configuring serial port '{}'", path.display()))?;
+/// `/dev/virtio-ports/<name>` is a udev link; guests without udev (minimal
+/// images, initramfs stages) have only the kernel's `/dev/vportNpM`, named
+/// in sysfs. Falls back to that when the link is missing.
+fn virtio_port_path(path: &str) -> PathBuf {
+    let path = Path::new(path);
+    let name = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if dir == Path::new(VIRTIO_PORTS_DIR) && !path.exists() => name,
+        _ => return path.to_path_buf(),
+    };
+    let found = std::fs::read_dir(VIRTIO_PORTS_SYSFS)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find(|port| {
+            std::fs::read_to_string(port.path().join("name"))
+                .is_ok_and(|named| named.trim_end().as_bytes() == name.as_encoded_bytes())
+        });
+    match found {
+        Some(port) => {
+            let device = Path::new("/dev").join(port.file_name());
+            tracing::info!(
+                "{} is missing (no udev?); using {}, which sysfs names so",
+                path.display(),
+                device.display()
+            );
+            device
+        }
+        None => path.to_path_buf(),
     }
-    Ok(Connection(register(fd)?))
+}
+
+/// A serial port the agent holds open for its whole life, whose host side
+/// comes and goes (virtio-serial: the host's chardev; a pty: its master).
+///
+/// While the host side is closed the port reports hang-up, which tokio
+/// treats as final: its readiness would stay set and every wait would
+/// return at once. So each time the host is there, the port is served
+/// through a fresh registration ([`Port::connect`]); while it is away, the
+/// agent sleeps in a private edge-triggered epoll that wakes only when the
+/// port's state changes (the virtio console driver wakes its waiters when
+/// the host connects): no timer, no wake-ups while nobody is there.
+pub struct Port {
+    fd: OwnedFd,
+    changes: AsyncFd<PortChanges>,
+}
+
+/// The private epoll watching a port, as tokio registers it.
+struct PortChanges(Epoll);
+
+impl AsRawFd for PortChanges {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.0.as_raw_fd()
+    }
+}
+
+impl Port {
+    fn open(path: &Path, raw_tty: bool) -> Result<Port> {
+        let fd = open(
+            path,
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            Mode::empty(),
+        )
+        .with_context(|| format!("error opening channel '{}'", path.display()))?;
+        if raw_tty {
+            make_raw(&fd)
+                .with_context(|| format!("configuring serial port '{}'", path.display()))?;
+        }
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("creating an epoll")?;
+        // OUT as well as IN: a host connecting without sending anything
+        // shows only as the port becoming writable.
+        let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET;
+        epoll
+            .add(&fd, EpollEvent::new(interest, 0))
+            .context("watching the port")?;
+        // SAFETY: the `Epoll` owns its descriptor, keeps it open until
+        // dropped with the `AsyncFd`, and always returns the same one.
+        let changes =
+            unsafe { AsyncFd::register_with_interest(PortChanges(epoll), Interest::READABLE) }?;
+        Ok(Port { fd, changes })
+    }
+
+    /// Waits until the host side is open, then returns a connection to
+    /// serve until it reads end-of-file.
+    pub async fn connect(&self) -> io::Result<Connection> {
+        loop {
+            // Consume the changes seen so far first, so that one arriving
+            // after the check below still wakes the wait.
+            self.drain_changes()?;
+            if !self.hung_up()? {
+                return Ok(Connection(register(self.fd.try_clone()?)?));
+            }
+            let mut changed = self.changes.readable().await?;
+            changed.clear_ready();
+        }
+    }
+
+    fn drain_changes(&self) -> io::Result<()> {
+        let mut events = [EpollEvent::empty(); 4];
+        loop {
+            let seen = self
+                .changes
+                .get_ref()
+                .0
+                .wait(&mut events, EpollTimeout::ZERO)?;
+            if seen < events.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether the far side is closed now.
+    fn hung_up(&self) -> io::Result<bool> {
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        let revents = loop {
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(_) => break fds.first().and_then(PollFd::revents),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        Ok(revents.is_some_and(|r| r.contains(PollFlags::POLLHUP)))
+    }
 }
 
 /// As qemu-ga: raw mode, 38400 baud, a read returns as soon as a byte is there.
@@ -169,6 +286,7 @@ impl Connection {
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut ready = self.0.readable().await?;
+            let hung_up = ready.ready().is_read_closed();
             let read = ready.try_io(|fd| nix::unistd::read(fd, buf).map_err(io::Error::from));
             match read {
                 Ok(Ok(n)) => {
@@ -182,6 +300,10 @@ impl Connection {
                     return Ok(n);
                 }
                 Ok(Err(e)) => return Err(e),
+                // A port whose host hung up and came back before this read:
+                // the hang-up stays in this registration, so end it (the
+                // port registers afresh) rather than spin on it.
+                Err(_would_block) if hung_up => return Ok(0),
                 Err(_would_block) => continue,
             }
         }
@@ -189,25 +311,17 @@ impl Connection {
 
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            let written = self
-                .0
-                .async_io(Interest::WRITABLE, |fd| {
-                    nix::unistd::write(fd, bytes).map_err(io::Error::from)
-                })
-                .await?;
-            bytes = bytes.get(written..).unwrap_or_default();
+            let mut ready = self.0.writable().await?;
+            let hung_up = ready.ready().is_write_closed();
+            let written = ready.try_io(|fd| nix::unistd::write(fd, bytes).map_err(io::Error::from));
+            match written {
+                Ok(Ok(n)) => bytes = bytes.get(n..).unwrap_or_default(),
+                Ok(Err(e)) => return Err(e),
+                // A virtio port refuses writes while its host is away.
+                Err(_would_block) if hung_up => return Err(io::ErrorKind::BrokenPipe.into()),
+                Err(_would_block) => continue,
+            }
         }
         Ok(())
-    }
-
-    /// After a serial port reads end-of-file (the host side is closed), waits
-    /// until it may have come back. The port reports the hang-up once and
-    /// then stays quiet until the host connects, so this sleeps without
-    /// polling; a slow re-check guards against a missed wake-up.
-    pub async fn wait_for_host(&self) {
-        if let Ok(mut guard) = self.0.readable().await {
-            guard.clear_ready();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.0.readable()).await;
     }
 }

@@ -143,15 +143,24 @@ impl Sandbox {
             else {
                 continue;
             };
-            let component = components
-                .entry(name)
-                .or_insert_with(|| load_component(&engine, name, dir, policy));
-            let outcome = component
-                .as_ref()
-                .map_err(String::clone)
-                .and_then(|component| {
-                    link(&engine, component, &command.grants).map_err(|e| format!("{e:#}"))
-                });
+            let component = components.entry(name).or_insert_with(|| {
+                let loaded = load_component(&engine, name, dir, policy);
+                // Said once per component, not once per command it serves.
+                if let Err(reason) = &loaded {
+                    tracing::error!(
+                        "component '{name}' cannot be loaded, its commands are disabled: {reason}"
+                    );
+                }
+                loaded
+            });
+            let outcome = match component {
+                Ok(component) => link(&engine, component, &command.grants).map_err(|e| {
+                    let reason = format!("{e:#}");
+                    tracing::error!("{} is disabled: {reason}", spec.name);
+                    reason
+                }),
+                Err(reason) => Err(reason.clone()),
+            };
             match outcome {
                 Ok(pre) => {
                     prepared.insert(
@@ -164,7 +173,6 @@ impl Sandbox {
                     );
                 }
                 Err(reason) => {
-                    tracing::error!("{} is disabled: {reason}", spec.name);
                     refused.insert(spec.name, reason);
                 }
             }
