@@ -44,13 +44,7 @@ impl PortAgent {
     fn cpu_ticks(&self) -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
             .expect("reading /proc/PID/stat");
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        // After the command name: state is field 3, utime 14 and stime 15.
-        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-        field(14).unwrap_or(0) + field(15).unwrap_or(0)
+        support::cpu_ticks(&stat)
     }
 
     fn stop(mut self) {

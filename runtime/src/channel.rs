@@ -67,7 +67,14 @@ pub enum Channel {
 
 /// One open byte stream (non-blocking, driven by tokio's edge-triggered
 /// epoll).
-pub struct Connection(AsyncFd<OwnedFd>);
+pub struct Connection {
+    fd: AsyncFd<OwnedFd>,
+    /// A stream socket's read takes everything queued, so a short read
+    /// means it is drained. A virtio port's read returns one of its buffers
+    /// and a tty's what the line discipline has: more may be queued, and
+    /// no new event would come for it.
+    short_read_drains: bool,
+}
 
 impl Channel {
     pub fn open(method: Method, path: &str) -> Result<Channel> {
@@ -170,7 +177,10 @@ impl Port {
             // after the check below still wakes the wait.
             self.drain_changes()?;
             if !self.hung_up()? {
-                return Ok(Connection(register(self.fd.try_clone()?)?));
+                return Ok(Connection {
+                    fd: register(self.fd.try_clone()?)?,
+                    short_read_drains: false,
+                });
             }
             let mut changed = self.changes.readable().await?;
             changed.clear_ready();
@@ -278,23 +288,26 @@ pub async fn accept(listener: &AsyncFd<OwnedFd>) -> io::Result<Connection> {
         .await?;
     // SAFETY: accept4 just returned this descriptor; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok(Connection(register(fd)?))
+    Ok(Connection {
+        fd: register(fd)?,
+        short_read_drains: true,
+    })
 }
 
 impl Connection {
     /// Reads what is available; 0 means the peer hung up.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let mut ready = self.0.readable().await?;
+            let mut ready = self.fd.readable().await?;
             let hung_up = ready.ready().is_read_closed();
             let read = ready.try_io(|fd| nix::unistd::read(fd, buf).map_err(io::Error::from));
             match read {
                 Ok(Ok(n)) => {
-                    // A short read drained the stream: wait for the next
+                    // A short read drained a socket: wait for the next
                     // readiness event instead of spending a system call to
                     // learn that it is empty. (tokio keeps the readiness if
                     // an event arrived meanwhile.)
-                    if n > 0 && n < buf.len() {
+                    if self.short_read_drains && n > 0 && n < buf.len() {
                         ready.clear_ready();
                     }
                     return Ok(n);
@@ -311,7 +324,7 @@ impl Connection {
 
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            let mut ready = self.0.writable().await?;
+            let mut ready = self.fd.writable().await?;
             let hung_up = ready.ready().is_write_closed();
             let written = ready.try_io(|fd| nix::unistd::write(fd, bytes).map_err(io::Error::from));
             match written {

@@ -530,6 +530,30 @@ impl Client {
         self.call(&value.to_string())
     }
 
+    /// Reads one response if a whole one arrives within `timeout`.
+    pub fn recv_within(&mut self, timeout: Duration) -> Option<Value> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .expect("setting the read timeout");
+        let mut raw = Vec::new();
+        let read = self.reader.read_until(b'\n', &mut raw);
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("setting the read timeout");
+        match read {
+            Ok(_) if raw.ends_with(b"\n") => {
+                let body = raw.strip_prefix(&[0xFF]).unwrap_or(&raw);
+                serde_json::from_slice(body).ok()
+            }
+            // A partial line stays unread; the caller resynchronises.
+            Ok(_) => None,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+            Err(e) => panic!("reading from the agent: {e}"),
+        }
+    }
+
     /// Asserts that nothing arrives within [`SILENCE`].
     pub fn expect_silence(&mut self) {
         self.expect_silence_for(SILENCE);
@@ -566,6 +590,17 @@ impl Client {
     pub fn disconnect(self) {
         let _ = self.writer.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// User plus system CPU time, in clock ticks, from a `/proc/PID/stat` line.
+pub fn cpu_ticks(stat: &str) -> u64 {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // After the command name: state is field 3, utime 14 and stime 15.
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
 }
 
 /// The `return` member of a success response; panics on anything else.

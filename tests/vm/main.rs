@@ -1,0 +1,572 @@
+//! sandga in a real guest: QEMU (TCG) boots a small Linux guest in which
+//! init starts sandga on a real virtio-serial port, and every result is
+//! checked from outside the agent, through an independent control shell or
+//! QEMU's monitor (see `guest.rs`).
+//!
+//! One boot serves many cases, so this test has its own harness: it prints
+//! each case's result, runs the rest after a failure, and exits non-zero if
+//! any failed. Arguments filter cases by name (`cargo test -p sandga --test
+//! vm -- files`).
+//!
+//! Needs `qemu-system-x86_64`, a static busybox and a kernel with its
+//! modules (Debian: `qemu-system-x86 busybox-static linux-image-amd64`).
+//! Without them the test is skipped with a message, except under CI
+//! (`CI=true`), where that is a failure.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod guest;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use guest::{Guest, Prerequisites};
+use support::{FILE_COMMANDS, assert_error_contains, b64, pattern, ret, unb64};
+
+/// Every command sandga implements; the guest's policy enables them all.
+const PROTOCOL_COMMANDS: &[&str] = &[
+    "guest-sync-delimited",
+    "guest-sync",
+    "guest-ping",
+    "guest-info",
+];
+const QUERY_COMMANDS: &[&str] = &[
+    "guest-get-time",
+    "guest-get-vcpus",
+    "guest-network-get-interfaces",
+];
+
+/// The guest's file grant (`tests/vm/image/policy.toml`).
+const GRANTED: &str = "/srv";
+
+/// How long the agent's CPU use is watched while the host side is closed.
+const IDLE_WATCH: Duration = Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let prerequisites = match Prerequisites::find() {
+        Ok(found) => found,
+        Err(missing) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            eprintln!("vm: FAILED: the VM tests cannot run under CI: missing {missing}");
+            return ExitCode::FAILURE;
+        }
+        Err(missing) => {
+            eprintln!(
+                "vm: SKIPPED: the VM tests need {missing} (Debian: apt-get install {})",
+                guest::PACKAGES
+            );
+            return ExitCode::SUCCESS;
+        }
+    };
+    let mut run = Run {
+        filters,
+        failures: Vec::new(),
+    };
+
+    // QEMU's default CPU model: x86-64 with little more than SSE3, what a
+    // migration-safe guest sees. Every case runs here.
+    run.boot(&prerequisites, "qemu64", |run, guest| {
+        run.case(
+            "guest-info lists every command enabled",
+            guest,
+            every_command_enabled,
+        );
+        run.case(
+            "guest-get-time is the guest's clock",
+            guest,
+            time_is_guest_clock,
+        );
+        run.case("guest-get-vcpus matches sysfs", guest, vcpus_match_sysfs);
+        run.case(
+            "guest-network-get-interfaces matches lo and eth0",
+            guest,
+            interfaces_match_guest,
+        );
+        run.case(
+            "files: 4 MiB written, checked in the guest, read back",
+            guest,
+            files_round_trip,
+        );
+        run.case(
+            "files: open modes, checked in the guest",
+            guest,
+            files_open_modes,
+        );
+        run.case(
+            "files: paths outside the grant refused, nothing created",
+            guest,
+            files_confined,
+        );
+        run.case(
+            "agent killed, restarted by init: handles continue",
+            guest,
+            restart_continues_handles,
+        );
+        run.case(
+            "host side closed: no CPU, then resynchronises",
+            guest,
+            host_away_costs_nothing,
+        );
+        run.case(
+            "isa-serial: guest-sync and a file read",
+            guest,
+            isa_serial_serves,
+        );
+    });
+    // Everything the host CPU offers: the components must load here too.
+    run.boot(&prerequisites, "max", |run, guest| {
+        run.case(
+            "guest-info lists every command enabled",
+            guest,
+            every_command_enabled,
+        );
+        run.case(
+            "guest-get-time is the guest's clock",
+            guest,
+            time_is_guest_clock,
+        );
+    });
+
+    if run.failures.is_empty() {
+        println!("vm: all cases passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("vm: {} case(s) FAILED:", run.failures.len());
+        for failure in &run.failures {
+            println!("  {failure}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+struct Run {
+    filters: Vec<String>,
+    failures: Vec<String>,
+}
+
+impl Run {
+    fn selected(&self, name: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+
+    fn boot(
+        &mut self,
+        prerequisites: &Prerequisites,
+        cpu: &str,
+        cases: impl FnOnce(&mut Run, &mut Guest),
+    ) {
+        let booted = catch_unwind(AssertUnwindSafe(|| Guest::boot(prerequisites, cpu)));
+        match booted {
+            Ok(mut guest) => cases(self, &mut guest),
+            Err(_) => self.failures.push(format!("[{cpu}] boot")),
+        }
+    }
+
+    fn case(&mut self, name: &str, guest: &mut Guest, case: fn(&mut Guest)) {
+        if !self.selected(name) {
+            return;
+        }
+        let started = Instant::now();
+        println!("vm: case {name} ...");
+        match catch_unwind(AssertUnwindSafe(|| case(guest))) {
+            Ok(()) => println!(
+                "vm: case {name} ... ok ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(_) => {
+                println!("vm: case {name} ... FAILED\n{}", guest.diagnostics());
+                self.failures.push(name.to_string());
+            }
+        }
+    }
+}
+
+fn call(client: &mut support::Client, command: &str, arguments: Value) -> Value {
+    client.call_value(&json!({"execute": command, "arguments": arguments}))
+}
+
+fn every_command_enabled(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let info = agent.call(r#"{"execute":"guest-info"}"#);
+    let commands = ret(&info)["supported_commands"]
+        .as_array()
+        .expect("supported_commands is a list");
+    for command in commands {
+        assert_eq!(
+            command["enabled"],
+            json!(true),
+            "disabled in the guest: {command}"
+        );
+    }
+    for expected in PROTOCOL_COMMANDS
+        .iter()
+        .chain(QUERY_COMMANDS)
+        .chain(FILE_COMMANDS)
+    {
+        assert!(
+            commands.iter().any(|c| c["name"] == json!(expected)),
+            "{expected} missing from guest-info"
+        );
+    }
+    // The commands run in components: each must have loaded on this CPU.
+    assert!(ret(&agent.call(r#"{"execute":"guest-get-vcpus"}"#)).is_array());
+}
+
+fn time_is_guest_clock(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let before: i64 = guest
+        .control()
+        .ok("date +%s")
+        .trim()
+        .parse()
+        .expect("seconds");
+    let agent_ns = ret(&agent.call(r#"{"execute":"guest-get-time"}"#))
+        .as_i64()
+        .expect("nanoseconds");
+    let after: i64 = guest
+        .control()
+        .ok("date +%s")
+        .trim()
+        .parse()
+        .expect("seconds");
+    let agent_s = agent_ns / 1_000_000_000;
+    assert!(
+        before <= agent_s && agent_s <= after,
+        "guest-get-time {agent_ns} ns is not between the guest's {before} s and {after} s"
+    );
+}
+
+fn vcpus_match_sysfs(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let vcpus = agent.call(r#"{"execute":"guest-get-vcpus"}"#);
+    // In readdir order, as qemu-ga lists them.
+    let mut listed = ret(&vcpus).as_array().expect("a list").clone();
+    listed.sort_by_key(|cpu| cpu["logical-id"].as_i64());
+    let present = guest
+        .control()
+        .ok("ls -d /sys/devices/system/cpu/cpu[0-9]* | sed 's/.*cpu//' | sort -n");
+    let ids: Vec<i64> = present.lines().filter_map(|id| id.parse().ok()).collect();
+    assert_eq!(ids, vec![0, 1], "the guest has -smp 2");
+    assert_eq!(listed.len(), ids.len(), "{vcpus}");
+    for (entry, id) in listed.iter().zip(&ids) {
+        assert_eq!(entry["logical-id"], json!(id), "{entry}");
+        let online_file = format!("/sys/devices/system/cpu/cpu{id}/online");
+        let control = guest.control();
+        let can_offline = control.status(&format!("test -e {online_file}")) == 0;
+        let online = !can_offline || control.ok(&format!("cat {online_file}")).trim() == "1";
+        assert_eq!(entry["online"], json!(online), "{entry}");
+        assert_eq!(entry["can-offline"], json!(can_offline), "{entry}");
+    }
+}
+
+/// `(address, prefix)` pairs of `ip -o addr show dev DEV` in the guest.
+fn guest_addresses(guest: &mut Guest, device: &str) -> Vec<(String, i64)> {
+    let mut addresses: Vec<(String, i64)> = guest
+        .control()
+        .ok(&format!("ip -o addr show dev {device}"))
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            let (address, prefix) = words.next()?.split_once('/')?;
+            Some((address.to_string(), prefix.parse().ok()?))
+        })
+        .collect();
+    addresses.sort();
+    addresses
+}
+
+fn interfaces_match_guest(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let response = agent.call(r#"{"execute":"guest-network-get-interfaces"}"#);
+    let interfaces = ret(&response).as_array().expect("a list").clone();
+    for device in ["lo", "eth0"] {
+        let interface = interfaces
+            .iter()
+            .find(|i| i["name"] == json!(device))
+            .unwrap_or_else(|| panic!("{device} missing: {response}"));
+        let mut reported: Vec<(String, i64)> = interface["ip-addresses"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                (
+                    a["ip-address"].as_str().unwrap_or_default().to_string(),
+                    a["prefix"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        reported.sort();
+        assert_eq!(
+            reported,
+            guest_addresses(guest, device),
+            "{device}: {interface}"
+        );
+        let mac = guest
+            .control()
+            .ok(&format!("cat /sys/class/net/{device}/address"));
+        assert_eq!(interface["hardware-address"], json!(mac.trim()), "{device}");
+    }
+    assert!(
+        guest_addresses(guest, "eth0").contains(&("10.0.2.15".into(), 24)),
+        "the guest's eth0 is 10.0.2.15/24"
+    );
+}
+
+fn open(agent: &mut support::Client, path: &str, mode: &str) -> i64 {
+    let response = call(
+        agent,
+        "guest-file-open",
+        json!({"path": path, "mode": mode}),
+    );
+    ret(&response).as_i64().expect("a handle")
+}
+
+fn close(agent: &mut support::Client, handle: i64) {
+    ret(&call(agent, "guest-file-close", json!({"handle": handle})));
+}
+
+fn write(agent: &mut support::Client, handle: i64, data: &[u8]) {
+    let response = call(
+        agent,
+        "guest-file-write",
+        json!({"handle": handle, "buf-b64": b64(data)}),
+    );
+    assert_eq!(ret(&response)["count"], json!(data.len()), "{response}");
+}
+
+fn read(agent: &mut support::Client, handle: i64, count: usize) -> (Vec<u8>, bool) {
+    let response = call(
+        agent,
+        "guest-file-read",
+        json!({"handle": handle, "count": count}),
+    );
+    let result = ret(&response);
+    let data = unb64(result["buf-b64"].as_str().expect("buf-b64"));
+    assert_eq!(result["count"], json!(data.len()));
+    (data, result["eof"] == json!(true))
+}
+
+fn files_round_trip(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let data = pattern(4 << 20, 9);
+    let started = Instant::now();
+    let path = format!("{GRANTED}/big");
+    let handle = open(&mut agent, &path, "w");
+    write(&mut agent, handle, &data);
+    println!(
+        "vm:   4 MiB written in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    close(&mut agent, handle);
+
+    let digest: String = Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let in_guest = guest.control().ok(&format!("sha256sum {path}"));
+    assert_eq!(in_guest.split_whitespace().next(), Some(digest.as_str()));
+
+    let handle = open(&mut agent, &path, "r");
+    let (back, _) = read(&mut agent, handle, data.len());
+    assert!(
+        back == data,
+        "the 4 MiB read back differs from what was written"
+    );
+    let (rest, eof) = read(&mut agent, handle, 4096);
+    assert!(
+        rest.is_empty() && eof,
+        "read past the end: {} bytes, eof {eof}",
+        rest.len()
+    );
+    close(&mut agent, handle);
+    guest.control().ok(&format!("rm {path}"));
+}
+
+fn files_open_modes(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let path = format!("{GRANTED}/modes");
+    let contents = |guest: &mut Guest| guest.control().ok(&format!("cat {path}"));
+
+    let missing = call(
+        &mut agent,
+        "guest-file-open",
+        json!({"path": path, "mode": "r"}),
+    );
+    assert_error_contains(&missing, &["No such file"]);
+    assert_ne!(guest.control().status(&format!("test -e {path}")), 0);
+
+    let handle = open(&mut agent, &path, "w");
+    write(&mut agent, handle, b"hello");
+    close(&mut agent, handle);
+    assert_eq!(contents(guest), "hello");
+    // As qemu-ga: created files are rw-rw-rw- whatever the umask.
+    assert_eq!(
+        guest.control().ok(&format!("stat -c %a {path}")).trim(),
+        "666"
+    );
+
+    let handle = open(&mut agent, &path, "a");
+    write(&mut agent, handle, b" world");
+    close(&mut agent, handle);
+    assert_eq!(contents(guest), "hello world");
+
+    let handle = open(&mut agent, &path, "r+");
+    write(&mut agent, handle, b"J");
+    close(&mut agent, handle);
+    assert_eq!(contents(guest), "Jello world");
+
+    let handle = open(&mut agent, &path, "w+");
+    write(&mut agent, handle, b"x");
+    let seek = call(
+        &mut agent,
+        "guest-file-seek",
+        json!({"handle": handle, "offset": 0, "whence": "set"}),
+    );
+    assert_eq!(ret(&seek)["position"], json!(0));
+    assert_eq!(read(&mut agent, handle, 100).0, b"x");
+    close(&mut agent, handle);
+    assert_eq!(contents(guest), "x");
+
+    let handle = open(&mut agent, &path, "a+");
+    write(&mut agent, handle, b"y");
+    close(&mut agent, handle);
+    assert_eq!(contents(guest), "xy");
+    guest.control().ok(&format!("rm {path}"));
+}
+
+fn files_confined(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    for path in [
+        "/etc/sandga-escape",
+        "/srv/../etc/sandga-escape",
+        "/tmp/sandga-escape",
+    ] {
+        let response = call(
+            &mut agent,
+            "guest-file-open",
+            json!({"path": path, "mode": "w"}),
+        );
+        assert!(response.get("error").is_some(), "{path} opened: {response}");
+    }
+    guest.control().ok("ln -sf /etc/sandga-escape /srv/link");
+    let response = call(
+        &mut agent,
+        "guest-file-open",
+        json!({"path": "/srv/link", "mode": "w"}),
+    );
+    assert!(
+        response.get("error").is_some(),
+        "a symlink out of the grant opened: {response}"
+    );
+    let found = guest
+        .control()
+        .ok("ls /etc/sandga-escape /tmp/sandga-escape 2>/dev/null; rm /srv/link; true");
+    assert!(found.is_empty(), "created outside the grant: {found}");
+}
+
+fn restart_continues_handles(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let path = format!("{GRANTED}/restart");
+    let before = open(&mut agent, &path, "w");
+    close(&mut agent, before);
+
+    let mut qmp = guest.qmp();
+    let old_pid = guest.control().ok("cat /run/sandga.pid");
+    guest.control().ok(&format!("kill {}", old_pid.trim()));
+    // Seen from the machine: the agent's port closes, and opens again when
+    // init has started a new agent.
+    assert!(
+        qmp.wait_port_change("qgaport", false, Duration::from_secs(30)),
+        "the port did not close when the agent was killed"
+    );
+    assert!(
+        qmp.wait_port_change("qgaport", true, Duration::from_secs(60)),
+        "init did not restart the agent"
+    );
+    guest::resync(&mut agent);
+    let new_pid = guest.control().ok("cat /run/sandga.pid");
+    assert_ne!(old_pid, new_pid, "a new agent process");
+
+    let after = open(&mut agent, &path, "r");
+    assert!(
+        after > before,
+        "handle {after} after the restart reuses one (before: {before})"
+    );
+    close(&mut agent, after);
+    guest.control().ok(&format!("rm {path}"));
+}
+
+fn host_away_costs_nothing(guest: &mut Guest) {
+    let agent = guest.agent();
+    let pid: u32 = guest
+        .control()
+        .ok("cat /run/sandga.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    agent.disconnect();
+    // Let the agent see the hang-up and settle.
+    std::thread::sleep(Duration::from_secs(2));
+    let (ticks_before, switches_before) = guest::process_activity(guest.control(), pid);
+    std::thread::sleep(IDLE_WATCH);
+    let (ticks_after, switches_after) = guest::process_activity(guest.control(), pid);
+    let ticks = ticks_after - ticks_before;
+    let switches = switches_after - switches_before;
+    println!("vm:   host away {IDLE_WATCH:?}: {ticks} CPU ticks, {switches} context switches");
+    assert_eq!(
+        ticks, 0,
+        "the agent used CPU while the host side was closed"
+    );
+    let allowed = IDLE_WATCH.as_secs() / 10;
+    assert!(
+        switches <= allowed,
+        "{switches} wake-ups in {IDLE_WATCH:?} with the host side closed (at most {allowed})"
+    );
+
+    // Back: a client resynchronises as qemu-ga's clients do, with 0xFF and
+    // guest-sync-delimited, and everything works again.
+    let stream =
+        std::os::unix::net::UnixStream::connect(guest.socket("qga.sock")).expect("reconnecting");
+    let mut agent = support::Client::from_stream(stream);
+    agent.send_raw(b"\xff");
+    agent.send(r#"{"execute":"guest-sync-delimited","arguments":{"id":4242}}"#);
+    let synced = agent.recv_response();
+    assert!(synced.delimited, "the answer starts with 0xFF");
+    assert_eq!(synced.value, json!({"return": 4242}));
+    ret(&agent.call(r#"{"execute":"guest-ping"}"#));
+    assert!(ret(&agent.call(r#"{"execute":"guest-get-time"}"#)).is_i64());
+    let handle = open(&mut agent, &format!("{GRANTED}/back"), "w+");
+    write(&mut agent, handle, b"back");
+    close(&mut agent, handle);
+    assert_eq!(guest.control().ok(&format!("cat {GRANTED}/back")), "back");
+}
+
+fn isa_serial_serves(guest: &mut Guest) {
+    let path = format!("{GRANTED}/isa");
+    let data = pattern(3000, 5);
+    guest
+        .control()
+        .ok(&format!("printf '{}' > {path}", octal_escaped(&data)));
+    let mut agent = guest.isa_agent();
+    let handle = open(&mut agent, &path, "r");
+    let (back, _) = read(&mut agent, handle, 4096);
+    assert!(back == data, "the file read over isa-serial differs");
+    close(&mut agent, handle);
+    guest.control().ok(&format!("rm {path}"));
+}
+
+/// `data` as POSIX printf escapes (`\NNN`), to create a binary file in the
+/// guest.
+fn octal_escaped(data: &[u8]) -> String {
+    data.iter().map(|b| format!("\\{b:03o}")).collect()
+}
