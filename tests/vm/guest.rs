@@ -457,7 +457,8 @@ impl Guest {
                 "virtserialport,bus=vser0.0,chardev=ctl,id=ctlport,name=org.sandga.control",
             ])
             .args(["-netdev", "user,id=net0,restrict=on"])
-            .args(["-device", "virtio-net-pci,netdev=net0"])
+            // No option ROM: the kernel drives the NIC, nothing boots from it.
+            .args(["-device", "virtio-net-pci,netdev=net0,romfile="])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(dir.path().join("qemu.log")).expect("creating qemu.log"))

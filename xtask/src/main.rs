@@ -6,7 +6,9 @@
 //!   baseline CPU (`xtask/precompile`, the only build with a compiler). Test-only crates named
 //!   `test-<component>` go to `target/test-components/<component>.cwasm`.
 //! - `run -- <sandga options>`: builds the components and the daemon, runs it.
-//! - `test`: everything CI checks: formatting, clippy, components, tests.
+//! - `test`: everything CI checks: formatting, clippy, components, tests,
+//!   including the VM tests (`tests/vm`), which boot a QEMU guest.
+//!   `test --vm`: only the VM tests.
 //! - `bench [--quick] [--reps N]`: builds the release daemon and benchmarks it
 //!   against Debian's qemu-ga (`/usr/sbin/qemu-ga`) on this machine; prints a
 //!   table and writes it to `BENCHMARKS.md`.
@@ -19,8 +21,8 @@ use anyhow::{Context, Result, bail};
 mod bench;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
-const USAGE: &str = "usage: cargo xtask <build-components | run -- <sandga options> | test \
-                     | bench [--quick] [--reps N]>";
+const USAGE: &str = "usage: cargo xtask <build-components | run -- <sandga options> \
+                     | test [--vm] | bench [--quick] [--reps N]>";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -29,6 +31,7 @@ fn main() -> Result<()> {
     match task.as_str() {
         "build-components" => build_components().map(|_| ()),
         "run" => run(&rest),
+        "test" if rest.iter().any(|a| a == "--vm") => test_vm(),
         "test" => test(),
         "bench" => bench::bench(&rest),
         _ => bail!("{USAGE}"),
@@ -120,6 +123,11 @@ fn build_components() -> Result<PathBuf> {
     }
     status(precompiler(&root, "run").arg("--").args(&jobs)).context("precompiling components")?;
     Ok(out)
+}
+
+fn test_vm() -> Result<()> {
+    build_components()?;
+    status(cargo().current_dir(root()).args(["test", "-p", "sandga", "--test", "vm"]))
 }
 
 /// `cargo <verb>` on the precompiler, a workspace of its own (the only build
