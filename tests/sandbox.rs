@@ -215,6 +215,46 @@ fn a_component_directory_without_pins_loads_nothing() {
     assert!(desc.contains("pins no sha256"), "{answer}");
 }
 
+/// A pinned file that is not a loadable artifact (here a truncated one; on
+/// a guest, one compiled for CPU features the guest lacks): the daemon says
+/// so once, naming the component and why, and its commands are disabled.
+#[test]
+fn a_component_that_cannot_be_loaded_disables_its_commands_and_says_so_once() {
+    let dir = temp_dir();
+    let components = dir.path().join("components");
+    std::fs::create_dir(&components).expect("creating the component directory");
+    let whole = std::fs::read(built("components", "file.cwasm")).expect("reading file.cwasm");
+    let truncated = components.join("file.cwasm");
+    std::fs::write(&truncated, whole.get(..whole.len() / 2).unwrap_or_default())
+        .expect("writing the truncated component");
+    let policy = format!(
+        "[commands.guest-info]\n\
+         [commands.guest-file-open]\ngrants = [\"files\"]\n\
+         [commands.guest-file-close]\ngrants = [\"files\"]\n\
+         [components]\ndir = \"@DIR@/components\"\n\
+         [components.sha256]\nfile = \"{}\"\n",
+        sha256(&truncated)
+    );
+    let agent = Agent::start_in(dir, Config::new(Policy::Text(policy)));
+    let mut client = agent.connect();
+    let info = client.call(r#"{"execute":"guest-info"}"#);
+    for command in ["guest-file-open", "guest-file-close"] {
+        let listed = info["return"]["supported_commands"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == command))
+            .unwrap_or_else(|| panic!("{command} not listed: {info}"));
+        assert_eq!(listed["enabled"], false, "{listed}");
+    }
+    let answer = client.call(r#"{"execute":"guest-file-open","arguments":{"path":"x"}}"#);
+    assert_eq!(answer["error"]["class"], "CommandNotFound", "{answer}");
+    let log = agent.log();
+    assert_eq!(
+        log.matches("component 'file' cannot be loaded").count(),
+        1,
+        "said once, naming the component: {log}"
+    );
+}
+
 #[test]
 fn a_call_never_sees_bytes_another_call_staged() {
     let agent = hostile_agent();

@@ -127,7 +127,11 @@ fn build_components() -> Result<PathBuf> {
 
 fn test_vm() -> Result<()> {
     build_components()?;
-    status(cargo().current_dir(root()).args(["test", "-p", "sandga", "--test", "vm"]))
+    status(
+        cargo()
+            .current_dir(root())
+            .args(["test", "-p", "sandga", "--test", "vm"]),
+    )
 }
 
 /// `cargo <verb>` on the precompiler, a workspace of its own (the only build
@@ -183,6 +187,12 @@ fn test() -> Result<()> {
             .args(["fmt", "--all", "--check"]),
     )
     .context("component formatting differs: run `cargo fmt --all` in guest-commands")?;
+    status(
+        cargo()
+            .current_dir(root.join("xtask/precompile"))
+            .args(["fmt", "--check"]),
+    )
+    .context("precompiler formatting differs: run `cargo fmt` in xtask/precompile")?;
     status(cargo().current_dir(&root).args([
         "clippy",
         "--workspace",
