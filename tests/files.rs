@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::Path;
 
 use serde_json::{Value, json};
+use support::files::*;
 use support::*;
 
 const COMPAT: Policy = Policy::Shipped("qemu-ga-compat.toml");
@@ -44,104 +45,6 @@ fn granted_agent() -> Agent {
 
 fn path_str(path: &Path) -> String {
     path.to_str().expect("UTF-8 temporary path").to_string()
-}
-
-// ---------------------------------------------------------------------------
-// Request helpers
-
-fn open(client: &mut Client, path: &str, mode: Option<&str>) -> Value {
-    let mut arguments = json!({ "path": path });
-    if let Some(mode) = mode {
-        arguments["mode"] = json!(mode);
-    }
-    client.call_value(&json!({"execute": "guest-file-open", "arguments": arguments}))
-}
-
-#[track_caller]
-fn open_ok(client: &mut Client, path: &str, mode: &str) -> i64 {
-    let response = open(client, path, Some(mode));
-    ret(&response)
-        .as_i64()
-        .unwrap_or_else(|| panic!("open {path} {mode}: handle is not an integer: {response}"))
-}
-
-fn read(client: &mut Client, handle: i64, count: Option<i64>) -> Value {
-    let mut arguments = json!({ "handle": handle });
-    if let Some(count) = count {
-        arguments["count"] = json!(count);
-    }
-    client.call_value(&json!({"execute": "guest-file-read", "arguments": arguments}))
-}
-
-/// A successful read: `(bytes, eof)`, with `count` checked against the bytes.
-#[track_caller]
-fn read_ok(client: &mut Client, handle: i64, count: Option<i64>) -> (Vec<u8>, bool) {
-    let response = read(client, handle, count);
-    let result = ret(&response)
-        .as_object()
-        .expect("read result is an object");
-    assert_eq!(
-        result.len(),
-        3,
-        "read result must be count, buf-b64, eof: {response}"
-    );
-    let data = unb64(result["buf-b64"].as_str().expect("buf-b64 is a string"));
-    assert_eq!(
-        result["count"].as_u64(),
-        Some(data.len() as u64),
-        "count disagrees with buf-b64: {response}"
-    );
-    (data, result["eof"].as_bool().expect("eof is a bool"))
-}
-
-fn write(client: &mut Client, handle: i64, b64: &str, count: Option<i64>) -> Value {
-    let mut arguments = json!({ "handle": handle, "buf-b64": b64 });
-    if let Some(count) = count {
-        arguments["count"] = json!(count);
-    }
-    client.call_value(&json!({"execute": "guest-file-write", "arguments": arguments}))
-}
-
-#[track_caller]
-fn write_ok(client: &mut Client, handle: i64, data: &[u8]) {
-    let response = write(client, handle, &b64(data), None);
-    assert_eq!(
-        ret(&response),
-        &json!({"count": data.len(), "eof": false}),
-        "{response}"
-    );
-}
-
-fn seek(client: &mut Client, handle: i64, offset: i64, whence: Value) -> Value {
-    client.call_value(&json!({
-        "execute": "guest-file-seek",
-        "arguments": {"handle": handle, "offset": offset, "whence": whence},
-    }))
-}
-
-#[track_caller]
-fn seek_ok(client: &mut Client, handle: i64, offset: i64, whence: Value) -> i64 {
-    let response = seek(client, handle, offset, whence);
-    let result = ret(&response);
-    assert_eq!(result["eof"], json!(false), "{response}");
-    assert_eq!(result.as_object().map(|o| o.len()), Some(2), "{response}");
-    result["position"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no position: {response}"))
-}
-
-fn close(client: &mut Client, handle: i64) -> Value {
-    client.call_value(&json!({"execute": "guest-file-close", "arguments": {"handle": handle}}))
-}
-
-#[track_caller]
-fn close_ok(client: &mut Client, handle: i64) {
-    let response = close(client, handle);
-    assert_eq!(ret(&response), &json!({}), "{response}");
-}
-
-fn flush(client: &mut Client, handle: i64) -> Value {
-    client.call_value(&json!({"execute": "guest-file-flush", "arguments": {"handle": handle}}))
 }
 
 fn not_found(handle: i64) -> String {

@@ -3,7 +3,7 @@
 //! one client at a time. Bytes only; no knowledge of the protocol.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -20,9 +20,9 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 pub const DEFAULT_VIRTIO_PATH: &str = "/dev/virtio-ports/org.qemu.guest_agent.0";
-/// Where udev links virtio-serial ports by name, and where the kernel names
-/// them when there is no udev.
+/// Where udev links virtio-serial ports by name.
 const VIRTIO_PORTS_DIR: &str = "/dev/virtio-ports";
+/// Where the kernel names them (`vportNpM/name`), udev or not.
 const VIRTIO_PORTS_SYSFS: &str = "/sys/class/virtio-ports";
 pub const DEFAULT_ISA_PATH: &str = "/dev/ttyS0";
 
@@ -59,7 +59,8 @@ impl Method {
 
 pub enum Channel {
     /// A serial port: one stream for the agent's whole life. While the host
-    /// side is closed it reads end-of-file; the host may come back any time.
+    /// side is closed it reports hang-up (a virtio port reads end-of-file, a
+    /// pty EIO); the host may come back any time.
     Port(Port),
     /// A listening socket; each accepted client is a connection.
     Listener(AsyncFd<OwnedFd>),
@@ -69,11 +70,18 @@ pub enum Channel {
 /// epoll).
 pub struct Connection {
     fd: AsyncFd<OwnedFd>,
-    /// A stream socket's read takes everything queued, so a short read
-    /// means it is drained. A virtio port's read returns one of its buffers
-    /// and a tty's what the line discipline has: more may be queued, and
-    /// no new event would come for it.
-    short_read_drains: bool,
+    kind: StreamKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StreamKind {
+    /// A stream socket: a read takes everything queued, so a short read
+    /// means it is drained; a hang-up is final.
+    Socket,
+    /// A serial port: a virtio port's read returns one of its buffers and a
+    /// tty's what the line discipline has, so more may be queued with no
+    /// new event to come; and the host side may close and open again.
+    Port,
 }
 
 impl Channel {
@@ -176,10 +184,10 @@ impl Port {
             // Consume the changes seen so far first, so that one arriving
             // after the check below still wakes the wait.
             self.drain_changes()?;
-            if !self.hung_up()? {
+            if !hung_up(self.fd.as_fd())? {
                 return Ok(Connection {
                     fd: register(self.fd.try_clone()?)?,
-                    short_read_drains: false,
+                    kind: StreamKind::Port,
                 });
             }
             let mut changed = self.changes.readable().await?;
@@ -200,19 +208,19 @@ impl Port {
             }
         }
     }
+}
 
-    /// Whether the far side is closed now.
-    fn hung_up(&self) -> io::Result<bool> {
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        let revents = loop {
-            match poll(&mut fds, PollTimeout::ZERO) {
-                Ok(_) => break fds.first().and_then(PollFd::revents),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        Ok(revents.is_some_and(|r| r.contains(PollFlags::POLLHUP)))
-    }
+/// Whether the far side of a port is closed now.
+fn hung_up(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let revents = loop {
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => break fds.first().and_then(PollFd::revents),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok(revents.is_some_and(|r| r.contains(PollFlags::POLLHUP)))
 }
 
 /// As qemu-ga: raw mode, 38400 baud, a read returns as soon as a byte is there.
@@ -290,16 +298,16 @@ pub async fn accept(listener: &AsyncFd<OwnedFd>) -> io::Result<Connection> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     Ok(Connection {
         fd: register(fd)?,
-        short_read_drains: true,
+        kind: StreamKind::Socket,
     })
 }
 
 impl Connection {
     /// Reads what is available; 0 means the peer hung up.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut ready = self.fd.readable().await?;
-            let hung_up = ready.ready().is_read_closed();
+            let saw_hang_up = ready.ready().is_read_closed();
             let read = ready.try_io(|fd| nix::unistd::read(fd, buf).map_err(io::Error::from));
             match read {
                 Ok(Ok(n)) => {
@@ -307,34 +315,50 @@ impl Connection {
                     // readiness event instead of spending a system call to
                     // learn that it is empty. (tokio keeps the readiness if
                     // an event arrived meanwhile.)
-                    if self.short_read_drains && n > 0 && n < buf.len() {
+                    if self.kind == StreamKind::Socket && n > 0 && n < buf.len() {
                         ready.clear_ready();
                     }
                     return Ok(n);
                 }
                 Ok(Err(e)) => return Err(e),
-                // A port whose host hung up and came back before this read:
-                // the hang-up stays in this registration, so end it (the
-                // port registers afresh) rather than spin on it.
-                Err(_would_block) if hung_up => return Ok(0),
-                Err(_would_block) => continue,
+                Err(_would_block) if saw_hang_up => {
+                    if !self.host_came_back()? {
+                        return Ok(0);
+                    }
+                }
+                Err(_would_block) => {}
             }
         }
     }
 
-    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+    pub async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let mut ready = self.fd.writable().await?;
-            let hung_up = ready.ready().is_write_closed();
+            let saw_hang_up = ready.ready().is_write_closed();
             let written = ready.try_io(|fd| nix::unistd::write(fd, bytes).map_err(io::Error::from));
             match written {
                 Ok(Ok(n)) => bytes = bytes.get(n..).unwrap_or_default(),
                 Ok(Err(e)) => return Err(e),
                 // A virtio port refuses writes while its host is away.
-                Err(_would_block) if hung_up => return Err(io::ErrorKind::BrokenPipe.into()),
-                Err(_would_block) => continue,
+                Err(_would_block) if saw_hang_up => {
+                    if !self.host_came_back()? {
+                        return Err(io::ErrorKind::BrokenPipe.into());
+                    }
+                }
+                Err(_would_block) => {}
             }
         }
         Ok(())
+    }
+
+    /// After this registration saw a hang-up (which tokio keeps for good,
+    /// so every wait would return at once): whether the port's host is back,
+    /// in which case the port is registered afresh and the session goes on.
+    fn host_came_back(&mut self) -> io::Result<bool> {
+        if self.kind == StreamKind::Socket || hung_up(self.fd.get_ref().as_fd())? {
+            return Ok(false);
+        }
+        self.fd = register(self.fd.get_ref().try_clone()?)?;
+        Ok(true)
     }
 }

@@ -10,6 +10,8 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod files;
+
 use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -530,27 +532,16 @@ impl Client {
         self.call(&value.to_string())
     }
 
-    /// Reads one response if a whole one arrives within `timeout`.
+    /// Reads one response if a whole one arrives within `timeout`; a
+    /// partial line is consumed and dropped (the caller resynchronises).
     pub fn recv_within(&mut self, timeout: Duration) -> Option<Value> {
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
-            .expect("setting the read timeout");
-        let mut raw = Vec::new();
-        let read = self.reader.read_until(b'\n', &mut raw);
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("setting the read timeout");
-        match read {
-            Ok(_) if raw.ends_with(b"\n") => {
+        match read_line_within(&mut self.reader, timeout) {
+            Line::Read(raw) => {
                 let body = raw.strip_prefix(&[0xFF]).unwrap_or(&raw);
                 serde_json::from_slice(body).ok()
             }
-            // A partial line stays unread; the caller resynchronises.
-            Ok(_) => None,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-            Err(e) => panic!("reading from the agent: {e}"),
+            Line::TimedOut => None,
+            Line::Closed => panic!("the agent closed the connection"),
         }
     }
 
@@ -593,14 +584,52 @@ impl Client {
 }
 
 /// User plus system CPU time, in clock ticks, from a `/proc/PID/stat` line.
+#[track_caller]
 pub fn cpu_ticks(stat: &str) -> u64 {
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
     // After the command name: state is field 3, utime 14 and stime 15.
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+    let field = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no field {n} in /proc/PID/stat: {stat:?}"))
+    };
+    field(14) + field(15)
+}
+
+/// What [`read_line_within`] got.
+pub enum Line {
+    /// A whole line, with its `\n`.
+    Read(Vec<u8>),
+    /// No whole line in time; a partial one was consumed and dropped.
+    TimedOut,
+    /// The peer closed the stream.
+    Closed,
+}
+
+/// Reads one `\n`-terminated line from `reader` within `timeout`, leaving
+/// the stream's read timeout as it was.
+pub fn read_line_within(reader: &mut BufReader<UnixStream>, timeout: Duration) -> Line {
+    let previous = reader.get_ref().read_timeout().ok().flatten();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+        .expect("setting the read timeout");
+    let mut raw = Vec::new();
+    let read = reader.read_until(b'\n', &mut raw);
+    reader
+        .get_ref()
+        .set_read_timeout(previous)
+        .expect("setting the read timeout");
+    match read {
+        Ok(_) if raw.ends_with(b"\n") => Line::Read(raw),
+        Ok(_) => Line::Closed,
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Line::TimedOut,
+        Err(e) => panic!("reading a line: {e}"),
+    }
 }
 
 /// The `return` member of a success response; panics on anything else.

@@ -2,7 +2,7 @@
 //! distribution would run qemu-ga: started by init on the real
 //! virtio-serial port `org.qemu.guest_agent.0`, restarted when it dies.
 //!
-//! The host reaches the guest three ways, all unix sockets in the guest's
+//! The host reaches the guest four ways, all unix sockets in the guest's
 //! temporary directory:
 //! - `qga.sock`: the agent's virtio-serial port (what libvirt connects to);
 //! - `ttyS1.sock`: a second ISA serial port, served by a second agent;
@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -41,8 +41,9 @@ pub struct Prerequisites {
     modules: PathBuf,
 }
 
-/// The packages that provide the prerequisites on Debian.
-pub const PACKAGES: &str = "qemu-system-x86 busybox-static linux-image-amd64";
+/// The packages that provide the prerequisites on Debian (xz extracts the
+/// kernel for a faster boot).
+pub const PACKAGES: &str = "qemu-system-x86 busybox-static linux-image-amd64 xz-utils";
 
 /// The modules the guest's devices need; their dependencies come first.
 const MODULES: &[&str] = &["virtio_pci", "virtio_console", "virtio_net"];
@@ -112,34 +113,39 @@ fn is_static(path: &Path) -> bool {
     (0..entries).all(|i| number(table + i * entry_size, 4) != Some(PT_INTERP as usize))
 }
 
-/// The newest `/boot/vmlinuz-<version>` whose `/lib/modules/<version>` exists.
+/// The most recently installed `/boot/vmlinuz-<version>` that can be read
+/// and whose `/lib/modules/<version>` exists.
 fn newest_kernel() -> Option<(PathBuf, PathBuf)> {
-    let mut kernels: Vec<(PathBuf, PathBuf)> = fs::read_dir("/boot")
+    fs::read_dir("/boot")
         .ok()?
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
             let version = name.strip_prefix("vmlinuz-")?;
             let modules = Path::new("/lib/modules").join(version);
+            // Some distributions make kernels readable by root only.
+            fs::File::open(entry.path()).ok()?;
+            let installed = entry.metadata().ok()?.modified().ok()?;
             modules
                 .join("modules.dep")
                 .is_file()
-                .then(|| (entry.path(), modules))
+                .then(|| (installed, entry.path(), modules))
         })
-        .collect();
-    kernels.sort();
-    kernels.pop()
+        .max()
+        .map(|(_, kernel, modules)| (kernel, modules))
 }
 
 /// The kernel to boot. QEMU boots an uncompressed `vmlinux` directly (PVH),
 /// which under TCG saves the ~6 s a bzImage spends decompressing itself;
 /// it is extracted once from the bzImage and cached.
 fn bootable_kernel(bzimage: &Path) -> PathBuf {
+    // Keyed by size too: a rebuilt kernel may keep its version string.
+    let size = fs::metadata(bzimage).map_or(0, |m| m.len());
     let name = bzimage
         .file_name()
         .map(|n| n.to_string_lossy().replace("vmlinuz", "vmlinux"))
         .unwrap_or_else(|| "vmlinux".into());
-    let cached = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let cached = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{size}"));
     if cached.is_file() {
         return cached;
     }
@@ -346,12 +352,9 @@ fn modules_in_load_order(modules_dir: &Path) -> Vec<(String, PathBuf)> {
         }
         ordered.push(path.to_string());
     }
-    for name in MODULES {
-        match by_name(name) {
-            Some(path) => visit(path, &deps, &mut ordered),
-            // Built into the kernel: nothing to load.
-            None => {}
-        }
+    // A module missing from modules.dep is built into the kernel.
+    for path in MODULES.iter().filter_map(|name| by_name(name)) {
+        visit(path, &deps, &mut ordered);
     }
     ordered
         .into_iter()
@@ -512,19 +515,23 @@ impl Guest {
         Qmp::connect(&self.socket("qmp.sock"))
     }
 
-    /// What helps understand a failure: the console and the agent's log.
+    /// What helps understand a failure: the console and the agents' logs.
     pub fn diagnostics(&mut self) -> String {
         let console = fs::read_to_string(self.socket("console.log")).unwrap_or_default();
         let qemu = fs::read_to_string(self.socket("qemu.log")).unwrap_or_default();
-        let agent_log = self
-            .control
-            .run_within("tail -n 30 /var/log/sandga.log", Duration::from_secs(10))
-            .map(|(_, out)| out)
-            .unwrap_or_else(|| "(the control shell does not answer)".into());
-        format!(
-            "--- guest console (tail) ---\n{}\n--- qemu ---\n{qemu}\n--- sandga.log (tail) ---\n{agent_log}",
+        let mut report = format!(
+            "--- guest console (tail) ---\n{}\n--- qemu ---\n{qemu}\n",
             tail(&console, 40)
-        )
+        );
+        for log in ["/var/log/sandga.log", "/var/log/sandga-isa.log"] {
+            let text = self
+                .control
+                .run_within(&format!("tail -n 30 {log}"), Duration::from_secs(10))
+                .map(|(_, out)| out)
+                .unwrap_or_else(|| "(the control shell does not answer)".into());
+            report.push_str(&format!("--- {log} (tail) ---\n{text}\n"));
+        }
+        report
     }
 }
 
@@ -575,6 +582,9 @@ pub fn resync(client: &mut support::Client) {
 pub struct Control {
     stream: UnixStream,
     reader: BufReader<UnixStream>,
+    /// Tags each command, so a late answer to one that timed out is
+    /// never taken for the answer to the next.
+    tag: u64,
 }
 
 impl Control {
@@ -591,40 +601,43 @@ impl Control {
             }
         };
         let reader = BufReader::new(stream.try_clone().expect("cloning the socket"));
-        Control { stream, reader }
+        Control {
+            stream,
+            reader,
+            tag: 0,
+        }
     }
 
     /// Runs `command` (one line of shell), or `None` if no answer came
     /// within `timeout`.
     pub fn run_within(&mut self, command: &str, timeout: Duration) -> Option<(i32, String)> {
         assert!(!command.contains('\n'), "one line per command");
+        self.tag += 1;
         self.stream
-            .write_all(format!("{command}\n").as_bytes())
+            .write_all(format!("{} {command}\n", self.tag).as_bytes())
             .expect("writing to the control shell");
+        let marker = format!("@@{} rc=", self.tag);
         let deadline = Instant::now() + timeout;
         let mut output = String::new();
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
-            self.reader
-                .get_ref()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .ok()?;
-            let mut line = String::new();
-            match self.reader.read_line(&mut line) {
-                Ok(0) => panic!("the control shell's socket closed"),
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return None;
-                }
-                Err(e) => panic!("reading the control shell: {e}"),
-            }
-            if let Some(status) = line.strip_prefix("@@rc=") {
+            let line = match support::read_line_within(&mut self.reader, left) {
+                support::Line::Read(line) => String::from_utf8_lossy(&line).into_owned(),
+                support::Line::TimedOut => return None,
+                support::Line::Closed => panic!("the control shell's socket closed"),
+            };
+            if let Some(status) = line.strip_prefix(&marker) {
                 // The shell prints a newline before the status line.
                 let output = output.strip_suffix('\n').unwrap_or(&output).to_string();
                 let status = status.trim().parse().expect("a numeric exit status");
                 return Some((status, output));
             }
-            output.push_str(&line);
+            if line.starts_with("@@") {
+                // The end of an earlier command's late answer.
+                output.clear();
+            } else {
+                output.push_str(&line);
+            }
         }
     }
 
@@ -707,16 +720,9 @@ impl Qmp {
     }
 
     fn next_message(&mut self, timeout: Duration) -> Option<Value> {
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
-            .ok()?;
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => None,
-            Ok(_) => serde_json::from_str(&line).ok(),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-            Err(e) => panic!("reading QMP: {e}"),
+        match support::read_line_within(&mut self.reader, timeout) {
+            support::Line::Read(line) => serde_json::from_slice(&line).ok(),
+            support::Line::TimedOut | support::Line::Closed => None,
         }
     }
 }
@@ -725,11 +731,20 @@ impl Qmp {
 /// context switches summed over its threads.
 pub fn process_activity(control: &mut Control, pid: u32) -> (u64, u64) {
     let ticks = support::cpu_ticks(&control.ok(&format!("cat /proc/{pid}/stat")));
-    let switches: u64 = control
+    let counters: Vec<u64> = control
         .ok(&format!("cat /proc/{pid}/task/*/status"))
         .lines()
         .filter(|line| line.contains("ctxt_switches:"))
-        .filter_map(|line| line.split_whitespace().last()?.parse::<u64>().ok())
-        .sum();
-    (ticks, switches)
+        .map(|line| {
+            line.split_whitespace()
+                .last()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unreadable /proc status line {line:?}"))
+        })
+        .collect();
+    assert!(
+        !counters.is_empty(),
+        "no context-switch counters for pid {pid}"
+    );
+    (ticks, counters.iter().sum())
 }

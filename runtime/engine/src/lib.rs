@@ -24,15 +24,14 @@ const KEEP_RESIDENT: usize = 8 << 20;
 /// reset while the next call starts.
 const POOL_SLOTS: u32 = 4;
 
-/// The code-generation target: this architecture on Linux, with no optional
-/// CPU feature. Naming a target explicitly stops cranelift from inferring the
-/// build machine's features; none is enabled back. On x86-64 that is the
-/// original x86-64 (SSE2), which every x86-64 CPU and every QEMU CPU model
-/// has; the components are small and mostly wait on host calls, so newer
-/// vector extensions would buy them nothing measurable (BENCHMARKS.md).
-pub fn target() -> String {
-    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
-}
+/// The code-generation target: the target this crate is built for, with
+/// no optional CPU feature. Naming a target explicitly stops cranelift from
+/// inferring the build machine's features, and none is enabled back. On
+/// x86-64 that is the original x86-64 (SSE2), which every x86-64 CPU and
+/// every QEMU CPU model has; BENCHMARKS.md measures what it costs.
+/// (Loading checks only the architecture and OS of a component's target,
+/// so a precompiler on glibc serves a daemon on musl.)
+pub const TARGET: &str = env!("SANDGA_ENGINE_TARGET");
 
 pub fn config() -> Result<Config> {
     let mut pool = PoolingAllocationConfig::default();
@@ -51,7 +50,7 @@ pub fn config() -> Result<Config> {
 
     let mut config = Config::new();
     config
-        .target(&target())
+        .target(TARGET)
         .map_err(anyhow::Error::from)
         .context("setting the code-generation target")?
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
