@@ -19,9 +19,33 @@ use crate::commands::{self, Executor};
 /// The policy compiled into the binary, used when `--policy` is absent.
 pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
 
-/// Host interfaces a policy can grant to a command's component, by the name
-/// used in policy files; each is one WIT interface of `sandga:agent`.
-pub const GRANTS: &[&str] = &["files", "clock", "vcpu", "net"];
+/// A host interface a policy can grant to a command's component: one WIT
+/// interface of `sandga:agent`, named in policy files as in the WIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grant {
+    Files,
+    Clock,
+    Vcpu,
+    Net,
+}
+
+impl Grant {
+    pub const ALL: [Grant; 4] = [Grant::Files, Grant::Clock, Grant::Vcpu, Grant::Net];
+
+    /// The interface's name, in policy files and in `sandga:agent/<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Grant::Files => "files",
+            Grant::Clock => "clock",
+            Grant::Vcpu => "vcpu",
+            Grant::Net => "net",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Grant> {
+        Grant::ALL.into_iter().find(|grant| grant.name() == name)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -33,7 +57,7 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandPolicy {
     /// Host interfaces the component is linked with.
-    pub grants: Vec<String>,
+    pub grants: Vec<Grant>,
     pub limits: Limits,
 }
 
@@ -186,12 +210,13 @@ impl Policy {
                         format!("{name} runs in the runtime itself and takes no grants"),
                     ));
                 }
-                if !GRANTS.contains(&grant.as_str()) {
+                let Some(grant) = Grant::from_name(&grant) else {
+                    let known: Vec<&str> = Grant::ALL.iter().map(|g| g.name()).collect();
                     return Err(error(
                         Some(grant_span),
-                        format!("unknown grant '{grant}' (known: {})", GRANTS.join(", ")),
+                        format!("unknown grant '{grant}' (known: {})", known.join(", ")),
                     ));
-                }
+                };
                 if !grants.contains(&grant) {
                     grants.push(grant);
                 }

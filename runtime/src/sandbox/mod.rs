@@ -25,7 +25,7 @@ use wasmtime::{Engine, Store, Trap};
 use crate::commands::{self, Executor};
 use crate::host::bindings::{RuntimePre, sandga::agent};
 use crate::host::{FileTable, HostState};
-use crate::policy::{Limits, Policy};
+use crate::policy::{Grant, Limits, Policy};
 use watchdog::Watchdog;
 
 /// Components built into the daemon by `cargo xtask build-components`
@@ -167,7 +167,7 @@ impl Sandbox {
                         spec.name,
                         Prepared {
                             pre,
-                            files: command.grants.iter().any(|g| g == "files"),
+                            files: command.grants.contains(&Grant::Files),
                             limits: command.limits,
                         },
                     );
@@ -330,29 +330,26 @@ fn load_pinned(engine: &Engine, name: &str, path: &PathBuf, policy: &Policy) -> 
 }
 
 /// Links `component` against exactly `grants` and prepares it.
-fn link(
-    engine: &Engine,
-    component: &Component,
-    grants: &[String],
-) -> Result<RuntimePre<HostState>> {
+fn link(engine: &Engine, component: &Component, grants: &[Grant]) -> Result<RuntimePre<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     for grant in grants {
-        match grant.as_str() {
-            "files" => agent::files::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
-            "clock" => agent::clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
-            "vcpu" => agent::vcpu::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
-            "net" => agent::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
-            other => bail!("unknown grant '{other}'"),
+        match grant {
+            Grant::Files => agent::files::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
+            Grant::Clock => agent::clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
+            Grant::Vcpu => agent::vcpu::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
+            Grant::Net => agent::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
         }
     }
     for (import, _) in component.component_type().imports(engine) {
         if let Some(interface) = import.strip_prefix(HOST_PACKAGE) {
             let interface = interface.split('@').next().unwrap_or(interface);
-            if !grants.iter().any(|g| g == interface) {
-                bail!(
+            match Grant::from_name(interface) {
+                Some(grant) if grants.contains(&grant) => {}
+                Some(_) => bail!(
                     "its component imports {import}, which the policy does not grant \
                      (grant \"{interface}\" to allow it)"
-                );
+                ),
+                None => bail!("its component imports {import}, which sandga never provides"),
             }
         } else if !STD_IMPORTS.iter().any(|prefix| import.starts_with(prefix)) {
             bail!("its component imports {import}, which sandga never provides");
