@@ -47,6 +47,7 @@ pub const CATALOGUE: &[CommandSpec] = &[
     builtin("guest-sync", Builtin::Sync),
     builtin("guest-ping", Builtin::Ping),
     component("guest-get-time", "time"),
+    component("guest-set-time", "set_time"),
     builtin("guest-info", Builtin::Info),
     component("guest-file-open", "file"),
     component("guest-file-close", "file"),
@@ -56,6 +57,7 @@ pub const CATALOGUE: &[CommandSpec] = &[
     component("guest-file-flush", "file"),
     component("guest-network-get-interfaces", "network"),
     component("guest-get-vcpus", "vcpus"),
+    component("guest-set-vcpus", "set_vcpus"),
 ];
 
 pub fn find(name: &str) -> Option<&'static CommandSpec> {

@@ -25,19 +25,32 @@ pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
 pub enum Grant {
     Files,
     Clock,
+    /// Setting the clocks; `Clock` only reads.
+    ClockControl,
     Vcpu,
+    /// Taking CPUs online and offline; `Vcpu` only reads.
+    VcpuControl,
     Net,
 }
 
 impl Grant {
-    pub const ALL: [Grant; 4] = [Grant::Files, Grant::Clock, Grant::Vcpu, Grant::Net];
+    pub const ALL: [Grant; 6] = [
+        Grant::Files,
+        Grant::Clock,
+        Grant::ClockControl,
+        Grant::Vcpu,
+        Grant::VcpuControl,
+        Grant::Net,
+    ];
 
     /// The interface's name, in policy files and in `sandga:agent/<name>`.
     pub fn name(self) -> &'static str {
         match self {
             Grant::Files => "files",
             Grant::Clock => "clock",
+            Grant::ClockControl => "clock-control",
             Grant::Vcpu => "vcpu",
+            Grant::VcpuControl => "vcpu-control",
             Grant::Net => "net",
         }
     }

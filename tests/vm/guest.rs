@@ -688,8 +688,13 @@ impl Qmp {
     }
 
     pub fn execute(&mut self, command: &str) -> Value {
+        self.execute_with(command, json!({}))
+    }
+
+    pub fn execute_with(&mut self, command: &str, arguments: Value) -> Value {
+        let request = json!({"execute": command, "arguments": arguments});
         self.stream
-            .write_all(format!("{{\"execute\":\"{command}\"}}\n").as_bytes())
+            .write_all(format!("{request}\n").as_bytes())
             .expect("writing to QMP");
         loop {
             let message = self

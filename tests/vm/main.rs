@@ -41,6 +41,7 @@ const QUERY_COMMANDS: &[&str] = &[
     "guest-get-vcpus",
     "guest-network-get-interfaces",
 ];
+const PRIVILEGED_COMMANDS: &[&str] = &["guest-set-time", "guest-set-vcpus"];
 
 /// The guest's file grant (`tests/vm/image/policy.toml`).
 const GRANTED: &str = "/srv";
@@ -81,6 +82,14 @@ const ON_QEMU64: &[Case] = &[
         host_away_costs_nothing,
     ),
     ("isa-serial: guest-sync and a file read", isa_serial_serves),
+    (
+        "guest-set-vcpus takes cpu1 offline and back, seen in sysfs",
+        set_vcpus_in_sysfs,
+    ),
+    (
+        "guest-set-time sets the system clock and the RTC",
+        set_time_and_rtc,
+    ),
 ];
 
 /// Everything the host CPU offers: the components must load here too.
@@ -185,6 +194,7 @@ fn every_command_enabled(guest: &mut Guest) {
     for expected in PROTOCOL_COMMANDS
         .iter()
         .chain(QUERY_COMMANDS)
+        .chain(PRIVILEGED_COMMANDS)
         .chain(FILE_COMMANDS)
     {
         assert!(
@@ -517,4 +527,132 @@ fn isa_serial_serves(guest: &mut Guest) {
 /// guest.
 fn octal_escaped(data: &[u8]) -> String {
     data.iter().map(|b| format!("\\{b:03o}")).collect()
+}
+
+fn set_vcpus(agent: &mut support::Client, vcpus: serde_json::Value) -> serde_json::Value {
+    agent.call_value(&json!({"execute": "guest-set-vcpus", "arguments": {"vcpus": vcpus}}))
+}
+
+fn set_vcpus_in_sysfs(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let cpu1 = |guest: &mut Guest| {
+        guest
+            .control()
+            .ok("cat /sys/devices/system/cpu/cpu1/online")
+            .trim()
+            .to_string()
+    };
+    let taken = set_vcpus(&mut agent, json!([{"logical-id": 1, "online": false}]));
+    assert_eq!(ret(&taken), &json!(1), "{taken}");
+    assert_eq!(cpu1(guest), "0");
+    assert_eq!(
+        guest
+            .control()
+            .ok("cat /sys/devices/system/cpu/online")
+            .trim(),
+        "0"
+    );
+    let listed = agent.call(r#"{"execute":"guest-get-vcpus"}"#);
+    assert!(
+        ret(&listed)
+            .as_array()
+            .is_some_and(|cpus| cpus
+                .contains(&json!({"logical-id": 1, "online": false, "can-offline": true}))),
+        "{listed}"
+    );
+
+    let refused = set_vcpus(&mut agent, json!([{"logical-id": 0, "online": false}]));
+    assert_error_contains(&refused, &["logical processor #0 can't be offlined"]);
+    // Partial success: the count of entries done before the failing one.
+    let partial = set_vcpus(
+        &mut agent,
+        json!([{"logical-id": 1, "online": true}, {"logical-id": 99, "online": true}]),
+    );
+    assert_eq!(ret(&partial), &json!(1), "{partial}");
+    assert_eq!(cpu1(guest), "1");
+    let missing = set_vcpus(&mut agent, json!([{"logical-id": 99, "online": true}]));
+    assert_error_contains(&missing, &["cpu99", "No such file or directory"]);
+}
+
+/// `struct tm` fields of QEMU's RTC (`qom-get /machine rtc-time`).
+fn machine_rtc(guest: &Guest) -> (i64, i64, i64, i64, i64, i64) {
+    let tm = guest.qmp().execute_with(
+        "qom-get",
+        json!({"path": "/machine", "property": "rtc-time"}),
+    );
+    let field = |name: &str| {
+        tm[name]
+            .as_i64()
+            .unwrap_or_else(|| panic!("rtc-time: {tm}"))
+    };
+    (
+        field("tm_year") + 1900,
+        field("tm_mon") + 1,
+        field("tm_mday"),
+        field("tm_hour"),
+        field("tm_min"),
+        field("tm_sec"),
+    )
+}
+
+fn guest_seconds(guest: &mut Guest) -> i64 {
+    guest
+        .control()
+        .ok("date +%s")
+        .trim()
+        .parse()
+        .expect("seconds")
+}
+
+fn set_time_and_rtc(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    // 2031-05-06T07:08:09Z.
+    let target: i64 = 1_935_817_689;
+    let set = agent.call_value(
+        &json!({"execute": "guest-set-time", "arguments": {"time": target * 1_000_000_000}}),
+    );
+    assert_eq!(ret(&set), &json!({}), "{set}");
+    let now = guest_seconds(guest);
+    assert!(
+        (target..target + 10).contains(&now),
+        "the guest's clock reads {now}"
+    );
+    // The hardware clock, as the machine sees it.
+    let (year, month, day, hour, minute, second) = machine_rtc(guest);
+    assert_eq!(
+        (year, month, day, hour, minute),
+        (2031, 5, 6, 7, 8),
+        "the RTC"
+    );
+    assert!((9..30).contains(&second), "the RTC's seconds: {second}");
+
+    // Without a time: the system clock from the hardware clock.
+    guest
+        .control()
+        .ok("date -u -s '2040-01-01 00:00:00' >/dev/null");
+    let load = agent.call(r#"{"execute":"guest-set-time"}"#);
+    assert_eq!(ret(&load), &json!({}), "{load}");
+    let now = guest_seconds(guest);
+    assert!(
+        (target..target + 30).contains(&now),
+        "the guest's clock reads {now}"
+    );
+
+    let invalid = agent.call(r#"{"execute":"guest-set-time","arguments":{"time":-5000000000}}"#);
+    assert_error_contains(&invalid, &["Invalid time"]);
+
+    // Back to the real time, clock and RTC both.
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    let real_ns = i64::try_from(real.as_nanos()).expect("fits");
+    let restore =
+        agent.call_value(&json!({"execute": "guest-set-time", "arguments": {"time": real_ns}}));
+    assert_eq!(ret(&restore), &json!({}), "{restore}");
+    let now = guest_seconds(guest);
+    let real_s = real_ns / 1_000_000_000;
+    assert!(
+        (real_s..real_s + 10).contains(&now),
+        "the guest's clock reads {now}"
+    );
 }

@@ -40,6 +40,9 @@ pub struct Args<'a> {
     // Sorted by name: qemu-ga reports the first leftover member in GHashTable
     // order, which no client can rely on; name order is at least stable.
     members: BTreeMap<String, &'a RawValue>,
+    /// How member names are shown in errors: empty for a command's
+    /// arguments, `vcpus[0].` inside a list element, as QAPI names them.
+    prefix: String,
 }
 
 impl<'a> Args<'a> {
@@ -48,21 +51,25 @@ impl<'a> Args<'a> {
         // The runtime only ever passes an object; anything else is a runtime
         // bug, reported as qemu-ga reports a non-object `arguments`.
         serde_json::from_str::<BTreeMap<String, &'a RawValue>>(text)
-            .map(|members| Args { members })
+            .map(|members| Args {
+                members,
+                prefix: String::new(),
+            })
             .map_err(|_| "QMP input member 'arguments' must be an object".to_owned())
     }
 
     /// Removes member `name`, if present, for the caller to visit (alternates).
     pub fn take(&mut self, name: &str) -> Option<Arg<'a>> {
-        self.members
-            .remove_entry(name)
-            .map(|(name, raw)| Arg { name, raw })
+        self.members.remove_entry(name).map(|(name, raw)| Arg {
+            name: format!("{}{name}", self.prefix),
+            raw,
+        })
     }
 
     /// Removes mandatory member `name`.
     pub fn required(&mut self, name: &str) -> Result<Arg<'a>, String> {
         self.take(name)
-            .ok_or_else(|| format!("Parameter '{name}' is missing"))
+            .ok_or_else(|| format!("Parameter '{}{name}' is missing", self.prefix))
     }
 
     pub fn int(&mut self, name: &str) -> Result<i64, String> {
@@ -92,7 +99,7 @@ impl<'a> Args<'a> {
     /// Fails on the first member no getter has taken.
     pub fn finish(self) -> Result<(), String> {
         match self.members.into_keys().next() {
-            Some(name) => Err(format!("Parameter '{name}' is unexpected")),
+            Some(name) => Err(format!("Parameter '{}{name}' is unexpected", self.prefix)),
             None => Ok(()),
         }
     }
@@ -175,6 +182,37 @@ impl<'a> Arg<'a> {
         }
     }
 
+    /// A list's elements, each named `<name>[i]`.
+    pub fn list(&self) -> Result<Vec<Arg<'a>>, String> {
+        if self.json_type() != JsonType::Array {
+            return Err(self.type_error("array"));
+        }
+        let elements: Vec<&'a RawValue> =
+            serde_json::from_str(self.raw.get()).map_err(|_| self.type_error("array"))?;
+        Ok(elements
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| Arg {
+                name: format!("{}[{i}]", self.name),
+                raw,
+            })
+            .collect())
+    }
+
+    /// An object's members, to visit like a command's arguments; errors
+    /// name them `<name>.<member>`.
+    pub fn object(&self) -> Result<Args<'a>, String> {
+        if self.json_type() != JsonType::Object {
+            return Err(self.type_error("object"));
+        }
+        let members =
+            serde_json::from_str(self.raw.get()).map_err(|_| self.type_error("object"))?;
+        Ok(Args {
+            members,
+            prefix: format!("{}.", self.name),
+        })
+    }
+
     /// The index of this member's value in `values`, an enum's names in
     /// order; a QAPI enum is visited as a string first.
     pub fn enum_index(&self, values: &[&str]) -> Result<usize, String> {
@@ -198,6 +236,49 @@ mod tests {
     }
 
     const NOT_INT: &str = "Invalid parameter type for 'x', expected: integer";
+
+    /// `{"l": [{"a": int, "*b": bool}]}` as QAPI visits it.
+    fn list_of(text: &str) -> Result<Vec<(i64, Option<bool>)>, String> {
+        let mut args = Args::parse(text)?;
+        let mut out = Vec::new();
+        for element in args.required("l")?.list()? {
+            let mut member = element.object()?;
+            out.push((member.int("a")?, member.opt_bool("b")?));
+            member.finish()?;
+        }
+        args.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn lists_of_objects_name_their_members_as_qapi_does() {
+        assert_eq!(
+            list_of(r#"{"l":[{"a":1},{"a":2,"b":true}]}"#),
+            Ok(vec![(1, None), (2, Some(true))])
+        );
+        assert_eq!(list_of(r#"{"l":[]}"#), Ok(vec![]));
+        let err = |text| list_of(text).unwrap_err();
+        assert_eq!(
+            err(r#"{"l":{}}"#),
+            "Invalid parameter type for 'l', expected: array"
+        );
+        assert_eq!(
+            err(r#"{"l":[1]}"#),
+            "Invalid parameter type for 'l[0]', expected: object"
+        );
+        assert_eq!(
+            err(r#"{"l":[{"a":1},{}]}"#),
+            "Parameter 'l[1].a' is missing"
+        );
+        assert_eq!(
+            err(r#"{"l":[{"a":1,"b":0}]}"#),
+            "Invalid parameter type for 'l[0].b', expected: boolean"
+        );
+        assert_eq!(
+            err(r#"{"l":[{"a":1,"c":0}]}"#),
+            "Parameter 'l[0].c' is unexpected"
+        );
+    }
 
     #[test]
     fn arguments_must_be_an_object() {

@@ -3,13 +3,17 @@
 //! check every argument again: a component is untrusted input.
 
 mod clock;
+mod clock_control;
 pub mod files;
 mod net;
 mod vcpu;
+mod vcpu_control;
 
 use std::sync::{Arc, Mutex};
 
 use wasmtime::ResourceLimiter;
+
+use crate::sandbox::Watchdog;
 
 pub use files::FileTable;
 
@@ -44,10 +48,17 @@ pub struct HostState {
     /// Set when the component tried to grow past `memory_limit`, so the
     /// resulting trap can be reported as the limit it is.
     pub memory_limit_hit: bool,
+    /// The call's time limit.
+    watchdog: Watchdog,
 }
 
 impl HostState {
-    pub fn new(files: Option<Arc<Mutex<FileTable>>>, staged: Vec<u8>, memory_limit: usize) -> Self {
+    pub fn new(
+        files: Option<Arc<Mutex<FileTable>>>,
+        staged: Vec<u8>,
+        memory_limit: usize,
+        watchdog: Watchdog,
+    ) -> Self {
         HostState {
             files,
             staged,
@@ -55,7 +66,16 @@ impl HostState {
             memory_limit,
             memory_used: 0,
             memory_limit_hit: false,
+            watchdog,
         }
+    }
+
+    /// Runs a privileged operation that may take long (a CPU going offline,
+    /// a freeze, a suspend) without counting its time against the
+    /// component's limit: a timeout reported after the side effect happened
+    /// would be a lie.
+    fn outside_time_limit<R>(&self, operation: impl FnOnce() -> R) -> R {
+        self.watchdog.paused(operation)
     }
 }
 

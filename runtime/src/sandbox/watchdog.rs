@@ -24,6 +24,8 @@ struct Slot {
     wakes_at: Option<Instant>,
 }
 
+/// A handle on the watchdog thread; clones share it.
+#[derive(Clone)]
 pub struct Watchdog {
     shared: Arc<Shared>,
 }
@@ -58,6 +60,30 @@ impl Watchdog {
             self.shared.wake.notify_one();
         }
         Armed(self)
+    }
+
+    /// Runs `operation` with the running call's deadline stopped: the time
+    /// it takes is added to the deadline. A deadline that already fired
+    /// stays fired.
+    pub fn paused<R>(&self, operation: impl FnOnce() -> R) -> R {
+        let remaining = {
+            let mut slot = self.slot();
+            let remaining = slot
+                .deadline
+                .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            slot.deadline = None;
+            remaining
+        };
+        let result = operation();
+        if let Some(remaining) = remaining {
+            let mut slot = self.slot();
+            let deadline = Instant::now() + remaining;
+            slot.deadline = Some(deadline);
+            if slot.wakes_at.is_none_or(|at| deadline < at) {
+                self.shared.wake.notify_one();
+            }
+        }
+        result
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
@@ -100,6 +126,44 @@ fn run(shared: &Shared, engine: &EngineWeak) {
                         .0;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadline(watchdog: &Watchdog) -> Option<Instant> {
+        watchdog.slot().deadline
+    }
+
+    #[test]
+    fn time_spent_paused_is_added_to_the_deadline() {
+        let engine = Engine::default();
+        let watchdog = Watchdog::start(&engine).expect("watchdog");
+        let _armed = watchdog.arm(Duration::from_millis(100));
+        let before = deadline(&watchdog).expect("armed");
+        watchdog.paused(|| {
+            assert_eq!(deadline(&watchdog), None, "stopped while paused");
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let after = deadline(&watchdog).expect("armed again after the pause");
+        assert!(
+            after >= before + Duration::from_millis(300),
+            "the deadline moved by the paused time"
+        );
+    }
+
+    #[test]
+    fn without_a_pause_the_deadline_fires() {
+        let engine = Engine::default();
+        let watchdog = Watchdog::start(&engine).expect("watchdog");
+        let _armed = watchdog.arm(Duration::from_millis(20));
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while deadline(&watchdog).is_some() {
+            assert!(Instant::now() < give_up, "the watchdog never fired");
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
