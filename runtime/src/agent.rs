@@ -118,8 +118,8 @@ impl Agent {
         self.inbound = inbound;
         self.inbound.clear();
         let flushed = self.flush(connection).await;
-        // Deferred work may begin once the first answers are out.
-        self.dispatcher.start_loading();
+        // The answers are out: deferred work may run now.
+        self.dispatcher.answers_sent();
         flushed
     }
 

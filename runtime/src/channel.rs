@@ -190,8 +190,10 @@ impl Port {
                     kind: StreamKind::Port,
                 });
             }
+            tracing::debug!("port: waiting for the host side to open");
             let mut changed = self.changes.readable().await?;
             changed.clear_ready();
+            tracing::debug!("port: its state changed");
         }
     }
 

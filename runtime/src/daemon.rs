@@ -2,6 +2,7 @@
 //! starts the component loader, serves until SIGTERM or SIGINT.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
@@ -13,7 +14,7 @@ use crate::dispatch::Dispatcher;
 use crate::host::FileTable;
 use crate::policy::Policy;
 use crate::sandbox::Loader;
-use crate::state::HandleCounter;
+use crate::state::{FreezeState, HandleCounter};
 
 pub fn run(options: Options) -> Result<()> {
     let path = match (&options.path, options.method.default_path()) {
@@ -34,6 +35,7 @@ pub fn run(options: Options) -> Result<()> {
 
         let policy = Policy::load(options.policy.as_deref())?;
         let counter = HandleCounter::load(&options.state_dir)?;
+        let freeze = Arc::new(Mutex::new(FreezeState::load(&options.state_dir)?));
         let cwd = std::env::current_dir().context("reading the working directory")?;
         let files = FileTable::new(&policy.directories, cwd, counter)?;
         let loader = Loader::spawn(policy.clone(), options.components.clone())?;
@@ -43,11 +45,23 @@ pub fn run(options: Options) -> Result<()> {
             write_pidfile(pidfile)?;
         }
         tracing::info!("sandga {} serving on {path}", env!("CARGO_PKG_VERSION"));
-        let mut agent = Agent::new(Dispatcher::new(policy, files, loader));
-        let served = tokio::select! {
-            result = agent.run(channel) => result,
-            _ = terminate.recv() => Ok(()),
-            _ = interrupt.recv() => Ok(()),
+        let mut agent = Agent::new(Dispatcher::new(policy, files, Arc::clone(&freeze), loader));
+        let frozen = || {
+            freeze
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_frozen()
+        };
+        let serving = agent.run(channel);
+        tokio::pin!(serving);
+        // As qemu-ga: while filesystems are frozen, SIGTERM and SIGINT are
+        // ignored; the agent must stay to thaw them.
+        let served = loop {
+            tokio::select! {
+                result = &mut serving => break result,
+                _ = terminate.recv() => if !frozen() { break Ok(()) },
+                _ = interrupt.recv() => if !frozen() { break Ok(()) },
+            }
         };
         if let Some(pidfile) = &options.pidfile {
             let _ = std::fs::remove_file(pidfile);

@@ -8,11 +8,12 @@ use qapi_args::Args;
 use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Map, Value, json};
 
-use crate::commands::{self, Builtin, CommandSpec, Executor};
+use crate::commands::{self, Builtin, CommandSpec, Executor, WhileFrozen};
 use crate::host::FileTable;
 use crate::policy::Policy;
 use crate::protocol::{ErrorClass, Request};
-use crate::sandbox::{CallError, Loader, Reply};
+use crate::sandbox::{CallError, HostResources, Loader, Reply};
+use crate::state::FreezeState;
 
 /// What to send back for one request.
 #[derive(Debug)]
@@ -58,7 +59,7 @@ pub struct Dispatcher {
     /// Components load on a thread of their own, so the agent answers
     /// `guest-sync` while they load; the first request that needs them waits.
     loader: Loader,
-    files: Arc<Mutex<FileTable>>,
+    resources: HostResources,
     /// Bulk bytes a command staged for its answer (reused between calls).
     staged: Vec<u8>,
 }
@@ -77,13 +78,28 @@ const MAX_ERROR_DESC: usize = 64 << 10;
 const STAGED_KEEP: usize = 8 << 20;
 
 impl Dispatcher {
-    pub fn new(policy: Policy, files: FileTable, loader: Loader) -> Dispatcher {
+    pub fn new(
+        policy: Policy,
+        files: FileTable,
+        freeze: Arc<Mutex<FreezeState>>,
+        loader: Loader,
+    ) -> Dispatcher {
         Dispatcher {
             policy,
             loader,
-            files: Arc::new(Mutex::new(files)),
+            resources: HostResources {
+                files: Arc::new(Mutex::new(files)),
+                freeze,
+            },
             staged: Vec::new(),
         }
+    }
+
+    fn freeze_state(&self) -> std::sync::MutexGuard<'_, FreezeState> {
+        self.resources
+            .freeze
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The bytes of the last [`Answer::ReturnStaged`].
@@ -137,6 +153,15 @@ impl Dispatcher {
         if self.policy.command(spec.name).is_none() {
             return Err("the command is not allowed".into());
         }
+        // While frozen, only what cannot touch a filesystem (qemu-ga's
+        // allow-list, and its text).
+        let refused_while_frozen = matches!(
+            spec.while_frozen,
+            WhileFrozen::Refused | WhileFrozen::Freezes
+        );
+        if refused_while_frozen && self.freeze_state().is_frozen() {
+            return Err("the command is not allowed".into());
+        }
         match spec.executor {
             Executor::Builtin(_) => Ok(()),
             Executor::Component(_) => self
@@ -147,16 +172,21 @@ impl Dispatcher {
         }
     }
 
-    /// Lets the components load now (the agent's first answers are out).
-    pub fn start_loading(&mut self) {
+    /// Called once the answers to what has arrived are out: the components
+    /// may load now (at start), and the watchdog may drop the wake-up it
+    /// kept for the last call, so an idle agent is not woken later.
+    pub fn answers_sent(&mut self) {
         self.loader.start();
+        if let Some(sandbox) = self.loader.loaded() {
+            sandbox.settle();
+        }
     }
 
     fn builtin(&mut self, builtin: Builtin, arguments: &str) -> Answer {
         let parsed = Args::parse(arguments).and_then(|mut args| {
             let id = match builtin {
                 Builtin::Sync | Builtin::SyncDelimited => Some(args.int("id")?),
-                Builtin::Ping | Builtin::Info => None,
+                Builtin::Ping | Builtin::Info | Builtin::FsfreezeStatus => None,
             };
             args.finish()?;
             Ok(id)
@@ -176,6 +206,14 @@ impl Dispatcher {
             Builtin::Info => {
                 let info = self.info();
                 Answer::value(&info, false)
+            }
+            Builtin::FsfreezeStatus => {
+                let status = if self.freeze_state().is_frozen() {
+                    "frozen"
+                } else {
+                    "thawed"
+                };
+                Answer::value(&json!(status), false)
             }
         }
     }
@@ -201,13 +239,20 @@ impl Dispatcher {
     }
 
     fn component(&mut self, spec: &CommandSpec, arguments: &str) -> Answer {
-        let files = Arc::clone(&self.files);
         let mut staged = std::mem::take(&mut self.staged);
         let result = match self.loader.get() {
-            Ok(sandbox) => sandbox.call(spec.name, arguments, &files, &mut staged),
+            Ok(sandbox) => sandbox.call(spec.name, arguments, &self.resources, &mut staged),
             Err(reason) => Err(CallError::Command(reason.to_string())),
         };
         self.staged = staged;
+        // The frozen state follows what the host saw the call do.
+        match (spec.while_frozen, &result) {
+            (WhileFrozen::Thaws, Ok(_)) => self.freeze_state().thaw_completed(),
+            (WhileFrozen::Freezes | WhileFrozen::Thaws, _) => {
+                self.freeze_state().unmark_if_thawed();
+            }
+            (WhileFrozen::Refused | WhileFrozen::Allowed, _) => {}
+        }
         let answer = match result {
             Ok(reply) => checked_reply(spec.name, reply),
             Err(e) => Answer::error(call_error_desc(spec.name, e)),

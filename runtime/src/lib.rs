@@ -8,6 +8,7 @@ pub mod commands;
 pub mod daemon;
 pub mod dispatch;
 pub mod host;
+pub mod logging;
 pub mod policy;
 pub mod protocol;
 pub mod sandbox;

@@ -1,9 +1,6 @@
-use std::fs::OpenOptions;
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use sandga::cli::{self, Command};
-use tracing::Level;
 
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args_os().skip(1)) {
@@ -25,26 +22,9 @@ fn main() -> ExitCode {
         }
     };
 
-    let level = if options.verbose {
-        Level::DEBUG
-    } else {
-        Level::WARN
-    };
-    let logging = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false);
-    match &options.logfile {
-        Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
-            Ok(file) => logging
-                .with_ansi(false)
-                .with_writer(Mutex::new(file))
-                .init(),
-            Err(e) => {
-                eprintln!("error opening logfile {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
-        None => logging.with_writer(std::io::stderr).init(),
+    if let Err(e) = sandga::logging::init(options.verbose, options.logfile.as_deref()) {
+        eprintln!("{e:#}");
+        return ExitCode::FAILURE;
     }
 
     match sandga::daemon::run(options) {

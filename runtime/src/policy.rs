@@ -31,16 +31,22 @@ pub enum Grant {
     /// Taking CPUs online and offline; `Vcpu` only reads.
     VcpuControl,
     Net,
+    /// The mount table, read-only.
+    Mounts,
+    /// Freezing and thawing filesystems.
+    Fsfreeze,
 }
 
 impl Grant {
-    pub const ALL: [Grant; 6] = [
+    pub const ALL: [Grant; 8] = [
         Grant::Files,
         Grant::Clock,
         Grant::ClockControl,
         Grant::Vcpu,
         Grant::VcpuControl,
         Grant::Net,
+        Grant::Mounts,
+        Grant::Fsfreeze,
     ];
 
     /// The interface's name, in policy files and in `sandga:agent/<name>`.
@@ -52,6 +58,8 @@ impl Grant {
             Grant::Vcpu => "vcpu",
             Grant::VcpuControl => "vcpu-control",
             Grant::Net => "net",
+            Grant::Mounts => "mounts",
+            Grant::Fsfreeze => "fsfreeze",
         }
     }
 

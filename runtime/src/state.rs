@@ -151,3 +151,99 @@ mod tests {
         assert!(parse("garbage").is_err());
     }
 }
+
+/// qemu-ga's marker: present while the agent has filesystems frozen.
+const FROZEN_MARKER: &str = "qga.state.isfrozen";
+
+/// Whether the agent has filesystems frozen: the ones it froze and has not
+/// thawed, or, when it started with the marker of an earlier instance, an
+/// unknown set until a `guest-fsfreeze-thaw` completes.
+///
+/// The marker is written before the first freeze and removed only once
+/// nothing is frozen: while frozen, nothing may be written (the state
+/// directory itself may be on a frozen filesystem).
+#[derive(Debug)]
+pub struct FreezeState {
+    marker: PathBuf,
+    frozen: std::collections::BTreeSet<String>,
+    inherited: bool,
+    marked: bool,
+}
+
+impl FreezeState {
+    pub fn load(state_dir: &Path) -> Result<FreezeState> {
+        let marker = state_dir.join(FROZEN_MARKER);
+        let inherited = marker
+            .try_exists()
+            .with_context(|| format!("checking {}", marker.display()))?;
+        if inherited {
+            // Said before the log goes quiet; qemu-ga says the same.
+            tracing::warn!(
+                "previous instance appears to have exited with frozen filesystems; only \
+                 fsfreeze-safe commands are enabled until guest-fsfreeze-thaw is issued, or \
+                 filesystems are manually unfrozen and {} is removed",
+                marker.display()
+            );
+        }
+        let state = FreezeState {
+            marker,
+            frozen: Default::default(),
+            inherited,
+            marked: inherited,
+        };
+        crate::logging::suspend(state.is_frozen());
+        Ok(state)
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.inherited || !self.frozen.is_empty()
+    }
+
+    /// Before freezing: the marker goes to disk first, so that an agent
+    /// killed while filesystems are frozen is restarted knowing it.
+    pub fn about_to_freeze(&mut self) -> Result<()> {
+        if !self.marked {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&self.marker)
+                .with_context(|| format!("creating {}", self.marker.display()))?;
+            file.sync_all()
+                .with_context(|| format!("syncing {}", self.marker.display()))?;
+            self.marked = true;
+        }
+        Ok(())
+    }
+
+    pub fn froze(&mut self, mountpoint: &str) {
+        self.frozen.insert(mountpoint.to_string());
+        crate::logging::suspend(true);
+    }
+
+    pub fn thawed(&mut self, mountpoint: &str) {
+        self.frozen.remove(mountpoint);
+        crate::logging::suspend(self.is_frozen());
+    }
+
+    /// A `guest-fsfreeze-thaw` completed: nothing is frozen any more, as
+    /// far as the agent is concerned (qemu-ga's `ga_unset_frozen`).
+    pub fn thaw_completed(&mut self) {
+        self.frozen.clear();
+        self.inherited = false;
+        crate::logging::suspend(false);
+        self.unmark_if_thawed();
+    }
+
+    /// After a freeze command: drops the marker if it froze nothing.
+    pub fn unmark_if_thawed(&mut self) {
+        if self.marked && !self.is_frozen() {
+            match fs::remove_file(&self.marker) {
+                Ok(()) => self.marked = false,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.marked = false,
+                Err(e) => tracing::warn!("removing {}: {e}", self.marker.display()),
+            }
+        }
+    }
+}

@@ -10,6 +10,9 @@
 //!   outside the agent ([`Control`]);
 //! - `qmp.sock`: QEMU's monitor, for the port's open/close events ([`Qmp`]).
 //!
+//! The guest has a data disk, ext4 at `/mnt/data`, for the filesystem
+//! commands.
+//!
 //! The guest is an initramfs built here: static busybox, the kernel modules
 //! the devices need (in dependency order, from the kernel's `modules.dep`),
 //! `sandga` and the libraries it links, and the files in `tests/vm/image/`.
@@ -36,17 +39,31 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a guest is assembled from. `find` says what is missing.
 pub struct Prerequisites {
     qemu: PathBuf,
+    mkfs: PathBuf,
     busybox: PathBuf,
     kernel: PathBuf,
     modules: PathBuf,
 }
 
 /// The packages that provide the prerequisites on Debian (xz extracts the
-/// kernel for a faster boot).
-pub const PACKAGES: &str = "qemu-system-x86 busybox-static linux-image-amd64 xz-utils";
+/// kernel for a faster boot; e2fsprogs makes the guest's data disk).
+pub const PACKAGES: &str = "qemu-system-x86 busybox-static linux-image-amd64 xz-utils e2fsprogs";
 
 /// The modules the guest's devices need; their dependencies come first.
-const MODULES: &[&str] = &["virtio_pci", "virtio_console", "virtio_net"];
+/// ext4 finds its checksum through the crypto API, which cannot load
+/// crc32c by itself without udev and modprobe.
+const MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_console",
+    "virtio_net",
+    "virtio_blk",
+    "crc32c_generic",
+    "ext4",
+];
+
+/// The guest's data disk: ext4, mounted at /mnt/data, for the commands
+/// that act on filesystems.
+const DATA_DISK_BYTES: u64 = 64 << 20;
 
 impl Prerequisites {
     pub fn find() -> Result<Prerequisites, String> {
@@ -54,6 +71,10 @@ impl Prerequisites {
         let qemu = find_program("qemu-system-x86_64");
         if qemu.is_none() {
             missing.push("qemu-system-x86_64".to_string());
+        }
+        let mkfs = find_program("mkfs.ext4");
+        if mkfs.is_none() {
+            missing.push("mkfs.ext4".to_string());
         }
         let busybox = ["/bin/busybox", "/usr/bin/busybox"]
             .into_iter()
@@ -66,9 +87,10 @@ impl Prerequisites {
         if kernel.is_none() {
             missing.push("a kernel in /boot with its modules in /lib/modules".to_string());
         }
-        match (qemu, busybox, kernel) {
-            (Some(qemu), Some(busybox), Some((kernel, modules))) => Ok(Prerequisites {
+        match (qemu, mkfs, busybox, kernel) {
+            (Some(qemu), Some(mkfs), Some(busybox), Some((kernel, modules))) => Ok(Prerequisites {
                 qemu,
+                mkfs,
                 busybox,
                 kernel,
                 modules,
@@ -78,12 +100,27 @@ impl Prerequisites {
     }
 }
 
+/// On the PATH, or in the sbin directories a user's PATH may lack.
 fn find_program(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|path| path.is_file())
+}
+
+/// A fresh ext4 image.
+fn make_data_disk(mkfs: &Path, path: &Path) {
+    fs::File::create(path)
+        .and_then(|file| file.set_len(DATA_DISK_BYTES))
+        .expect("creating the data disk");
+    let made = Command::new(mkfs)
+        .args(["-q", "-F", "-L", "data"])
+        .arg(path)
+        .status()
+        .expect("running mkfs.ext4");
+    assert!(made.success(), "mkfs.ext4 failed: {made}");
 }
 
 /// A static binary: a 64-bit ELF without a program interpreter (`PT_INTERP`)
@@ -419,6 +456,8 @@ impl Guest {
         )
         .expect("writing the initramfs");
         let kernel = bootable_kernel(&prerequisites.kernel);
+        let disk = dir.path().join("data.img");
+        make_data_disk(&prerequisites.mkfs, &disk);
         let socket = |name: &str| dir.path().join(name).display().to_string();
         let chardev = |id: &str, name: &str| {
             format!("socket,id={id},path={},server=on,wait=off", socket(name))
@@ -459,6 +498,12 @@ impl Guest {
                 "-device",
                 "virtserialport,bus=vser0.0,chardev=ctl,id=ctlport,name=org.sandga.control",
             ])
+            .arg("-drive")
+            .arg(format!(
+                "file={},if=none,id=data,format=raw",
+                disk.display()
+            ))
+            .args(["-device", "virtio-blk-pci,drive=data"])
             .args(["-netdev", "user,id=net0,restrict=on"])
             // No option ROM: the kernel drives the NIC, nothing boots from it.
             .args(["-device", "virtio-net-pci,netdev=net0,romfile="])
@@ -523,13 +568,30 @@ impl Guest {
             "--- guest console (tail) ---\n{}\n--- qemu ---\n{qemu}\n",
             tail(&console, 40)
         );
-        for log in ["/var/log/sandga.log", "/var/log/sandga-isa.log"] {
+        for (what, command) in [
+            (
+                "/var/log/sandga.log (tail)",
+                "tail -n 30 /var/log/sandga.log",
+            ),
+            (
+                "/var/log/sandga-isa.log (tail)",
+                "tail -n 30 /var/log/sandga-isa.log",
+            ),
+            (
+                "the agent's port, as the driver counts it",
+                "cat /sys/kernel/debug/virtio-ports/vport0p1",
+            ),
+            (
+                "the agent's threads",
+                "for t in /proc/$(cat /run/sandga.pid)/task/*; do cat $t/comm $t/wchan; echo; done",
+            ),
+        ] {
             let text = self
                 .control
-                .run_within(&format!("tail -n 30 {log}"), Duration::from_secs(10))
+                .run_within(command, Duration::from_secs(10))
                 .map(|(_, out)| out)
                 .unwrap_or_else(|| "(the control shell does not answer)".into());
-            report.push_str(&format!("--- {log} (tail) ---\n{text}\n"));
+            report.push_str(&format!("--- {what} ---\n{text}\n"));
         }
         report
     }

@@ -41,7 +41,14 @@ const QUERY_COMMANDS: &[&str] = &[
     "guest-get-vcpus",
     "guest-network-get-interfaces",
 ];
-const PRIVILEGED_COMMANDS: &[&str] = &["guest-set-time", "guest-set-vcpus"];
+const PRIVILEGED_COMMANDS: &[&str] = &[
+    "guest-set-time",
+    "guest-set-vcpus",
+    "guest-fsfreeze-status",
+    "guest-fsfreeze-freeze",
+    "guest-fsfreeze-freeze-list",
+    "guest-fsfreeze-thaw",
+];
 
 /// The guest's file grant (`tests/vm/image/policy.toml`).
 const GRANTED: &str = "/srv";
@@ -89,6 +96,14 @@ const ON_QEMU64: &[Case] = &[
     (
         "guest-set-time sets the system clock and the RTC",
         set_time_and_rtc,
+    ),
+    (
+        "fsfreeze: writes wait while frozen, allow-list, thaw",
+        freeze_blocks_writes,
+    ),
+    (
+        "fsfreeze: frozen state survives the agent",
+        freeze_survives_restart,
     ),
 ];
 
@@ -655,4 +670,153 @@ fn set_time_and_rtc(guest: &mut Guest) {
         (real_s..real_s + 10).contains(&now),
         "the guest's clock reads {now}"
     );
+}
+
+/// The guest's data disk (`tests/vm/image/rcS`).
+const DATA_MOUNT: &str = "/mnt/data";
+const FROZEN_MARKER: &str = "/var/lib/sandga/qga.state.isfrozen";
+
+fn freeze_status(agent: &mut support::Client) -> String {
+    let status = agent.call(r#"{"execute":"guest-fsfreeze-status"}"#);
+    ret(&status).as_str().expect("a string").to_string()
+}
+
+/// Starts a write to the data disk in the background; it blocks while the
+/// filesystem is frozen. `/tmp/written` appears once it is done.
+fn start_blocked_write(guest: &mut Guest) {
+    guest.control().ok("rm -f /tmp/written");
+    guest.control().ok(&format!(
+        "(echo probe > {DATA_MOUNT}/probe && sync && touch /tmp/written) </dev/null >/dev/null 2>&1 &"
+    ));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_ne!(
+        guest.control().status("test -e /tmp/written"),
+        0,
+        "a write went through to a frozen filesystem"
+    );
+}
+
+fn wait_written(guest: &mut Guest) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while guest.control().status("test -e /tmp/written") != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the write never completed after the thaw"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        guest
+            .control()
+            .ok(&format!("cat {DATA_MOUNT}/probe"))
+            .trim(),
+        "probe"
+    );
+}
+
+fn freeze_blocks_writes(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    assert_eq!(freeze_status(&mut agent), "thawed");
+    let frozen = agent.call(r#"{"execute":"guest-fsfreeze-freeze"}"#);
+    // The data disk is the guest's only filesystem on a device.
+    assert_eq!(ret(&frozen), &json!(1), "{frozen}");
+    assert_eq!(freeze_status(&mut agent), "frozen");
+    assert_eq!(
+        guest.control().status(&format!("test -e {FROZEN_MARKER}")),
+        0
+    );
+    start_blocked_write(guest);
+
+    // Only what cannot touch a filesystem is allowed meanwhile.
+    let refused = agent.call(r#"{"execute":"guest-get-time"}"#);
+    assert_eq!(
+        refused["error"]["class"],
+        json!("CommandNotFound"),
+        "{refused}"
+    );
+    let again = agent.call(r#"{"execute":"guest-fsfreeze-freeze"}"#);
+    assert_eq!(again["error"]["class"], json!("CommandNotFound"), "{again}");
+    let info = agent.call(r#"{"execute":"guest-info"}"#);
+    let enabled = |name: &str| {
+        ret(&info)["supported_commands"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == json!(name)))
+            .map(|c| c["enabled"].clone())
+    };
+    assert_eq!(enabled("guest-file-open"), Some(json!(false)));
+    assert_eq!(enabled("guest-fsfreeze-thaw"), Some(json!(true)));
+    ret(&agent.call(r#"{"execute":"guest-ping"}"#));
+
+    let thawed = agent.call(r#"{"execute":"guest-fsfreeze-thaw"}"#);
+    assert_eq!(ret(&thawed), &json!(1), "{thawed}");
+    wait_written(guest);
+    assert_eq!(freeze_status(&mut agent), "thawed");
+    assert_ne!(
+        guest.control().status(&format!("test -e {FROZEN_MARKER}")),
+        0
+    );
+    assert!(ret(&agent.call(r#"{"execute":"guest-get-time"}"#)).is_i64());
+
+    // freeze-list: only the mountpoints given; one that is not, an error.
+    let listed = agent.call_value(&json!({
+        "execute": "guest-fsfreeze-freeze-list",
+        "arguments": {"mountpoints": [DATA_MOUNT]},
+    }));
+    assert_eq!(ret(&listed), &json!(1), "{listed}");
+    assert_eq!(
+        ret(&agent.call(r#"{"execute":"guest-fsfreeze-thaw"}"#)),
+        &json!(1)
+    );
+    let unknown = agent.call_value(&json!({
+        "execute": "guest-fsfreeze-freeze-list",
+        "arguments": {"mountpoints": ["/tmp"]},
+    }));
+    assert_error_contains(
+        &unknown,
+        &["/tmp", "not a mounted filesystem that can be frozen"],
+    );
+    assert_eq!(freeze_status(&mut agent), "thawed");
+    // Nothing frozen: thaw says so.
+    assert_eq!(
+        ret(&agent.call(r#"{"execute":"guest-fsfreeze-thaw"}"#)),
+        &json!(0)
+    );
+}
+
+fn freeze_survives_restart(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    assert_eq!(
+        ret(&agent.call(r#"{"execute":"guest-fsfreeze-freeze"}"#)),
+        &json!(1)
+    );
+    start_blocked_write(guest);
+    let pid = guest.control().ok("cat /run/sandga.pid");
+    // As qemu-ga: SIGTERM is ignored while frozen; only SIGKILL stops it.
+    guest.control().ok(&format!("kill -TERM {}", pid.trim()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        guest.control().status(&format!("kill -0 {}", pid.trim())),
+        0
+    );
+    let mut qmp = guest.qmp();
+    guest.control().ok(&format!("kill -KILL {}", pid.trim()));
+    assert!(
+        qmp.wait_port_change("qgaport", true, Duration::from_secs(60)),
+        "init did not restart the agent"
+    );
+    guest::resync(&mut agent);
+    // The new agent starts frozen, from the marker.
+    assert_eq!(freeze_status(&mut agent), "frozen");
+    let refused = agent.call(r#"{"execute":"guest-file-open","arguments":{"path":"/srv/x"}}"#);
+    assert_eq!(
+        refused["error"]["class"],
+        json!("CommandNotFound"),
+        "{refused}"
+    );
+    assert_eq!(
+        ret(&agent.call(r#"{"execute":"guest-fsfreeze-thaw"}"#)),
+        &json!(1)
+    );
+    wait_written(guest);
+    assert_eq!(freeze_status(&mut agent), "thawed");
 }

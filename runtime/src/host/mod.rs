@@ -5,6 +5,8 @@
 mod clock;
 mod clock_control;
 pub mod files;
+mod fsfreeze;
+mod mounts;
 mod net;
 mod vcpu;
 mod vcpu_control;
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::ResourceLimiter;
 
 use crate::sandbox::Watchdog;
+use crate::state::FreezeState;
 
 pub use files::FileTable;
 
@@ -37,6 +40,8 @@ fn os_text(e: &std::io::Error) -> String {
 pub struct HostState {
     /// Present only when the policy grants `files` to the command.
     pub files: Option<Arc<Mutex<FileTable>>>,
+    /// Present only when the policy grants `fsfreeze` to the command.
+    freeze: Option<Arc<Mutex<FreezeState>>>,
     /// Bytes a `files.read` staged for the reply's staged member.
     pub staged: Vec<u8>,
     /// Handles `files.open` created during this call, closed again if the
@@ -55,12 +60,14 @@ pub struct HostState {
 impl HostState {
     pub fn new(
         files: Option<Arc<Mutex<FileTable>>>,
+        freeze: Option<Arc<Mutex<FreezeState>>>,
         staged: Vec<u8>,
         memory_limit: usize,
         watchdog: Watchdog,
     ) -> Self {
         HostState {
             files,
+            freeze,
             staged,
             opened: Vec::new(),
             memory_limit,

@@ -26,6 +26,7 @@ use crate::commands::{self, Executor};
 use crate::host::bindings::{RuntimePre, sandga::agent};
 use crate::host::{FileTable, HostState};
 use crate::policy::{Grant, Limits, Policy};
+use crate::state::FreezeState;
 pub use watchdog::Watchdog;
 
 /// Components built into the daemon by `cargo xtask build-components`
@@ -76,6 +77,11 @@ impl Loader {
         self.go = None;
     }
 
+    /// The components if they are loaded already; never waits.
+    pub fn loaded(&self) -> Option<&Sandbox> {
+        self.loaded.as_ref().and_then(|loaded| loaded.as_ref().ok())
+    }
+
     /// The components, once loaded (starting the loader now if it has not
     /// started, and waiting for it), or why they could not be.
     pub fn get(&mut self) -> Result<&Sandbox, &str> {
@@ -114,8 +120,15 @@ pub enum CallError {
 
 struct Prepared {
     pre: RuntimePre<HostState>,
-    files: bool,
+    grants: Vec<Grant>,
     limits: Limits,
+}
+
+/// The runtime's state that host functions act on, lent to a call only
+/// through the grants that need it.
+pub struct HostResources {
+    pub files: Arc<Mutex<FileTable>>,
+    pub freeze: Arc<Mutex<FreezeState>>,
 }
 
 pub struct Sandbox {
@@ -167,7 +180,7 @@ impl Sandbox {
                         spec.name,
                         Prepared {
                             pre,
-                            files: command.grants.contains(&Grant::Files),
+                            grants: command.grants.clone(),
                             limits: command.limits,
                         },
                     );
@@ -183,6 +196,11 @@ impl Sandbox {
             refused,
             watchdog,
         })
+    }
+
+    /// Between bursts of calls: see [`Watchdog::settle`].
+    pub fn settle(&self) {
+        self.watchdog.settle();
     }
 
     /// Whether `command` is ready to run, or why not.
@@ -202,7 +220,7 @@ impl Sandbox {
         &self,
         command: &str,
         arguments: &str,
-        files: &Arc<Mutex<FileTable>>,
+        resources: &HostResources,
         staged: &mut Vec<u8>,
     ) -> Result<Reply, CallError> {
         let Some(prepared) = self.prepared.get(command) else {
@@ -210,8 +228,10 @@ impl Sandbox {
         };
         // Each call starts with nothing staged: no call sees another's bytes.
         staged.clear();
+        let granted = |grant| prepared.grants.contains(&grant);
         let state = HostState::new(
-            prepared.files.then(|| Arc::clone(files)),
+            granted(Grant::Files).then(|| Arc::clone(&resources.files)),
+            granted(Grant::Fsfreeze).then(|| Arc::clone(&resources.freeze)),
             std::mem::take(staged),
             prepared.limits.memory_bytes,
             self.watchdog.clone(),
@@ -237,7 +257,7 @@ impl Sandbox {
         *staged = state.staged;
         if !matches!(outcome, Ok(Ok(_))) {
             // A failed call keeps nothing it opened.
-            close_all(files, &state.opened);
+            close_all(&resources.files, &state.opened);
         }
         match outcome {
             Ok(Ok(reply)) => Ok(Reply {
@@ -345,6 +365,10 @@ fn link(engine: &Engine, component: &Component, grants: &[Grant]) -> Result<Runt
                 agent::vcpu_control::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
             }
             Grant::Net => agent::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
+            Grant::Mounts => agent::mounts::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
+            Grant::Fsfreeze => {
+                agent::fsfreeze::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+            }
         }
     }
     for (import, _) in component.component_type().imports(engine) {

@@ -62,6 +62,17 @@ impl Watchdog {
         Armed(self)
     }
 
+    /// Cancels the wake-up the thread still has for a call that is over
+    /// (disarming leaves it, so back-to-back calls cost no wake-ups): the
+    /// thread wakes now, while the agent is busy anyway, instead of later
+    /// in an idle agent.
+    pub fn settle(&self) {
+        let slot = self.slot();
+        if slot.deadline.is_none() && slot.wakes_at.is_some() {
+            self.shared.wake.notify_one();
+        }
+    }
+
     /// Runs `operation` with the running call's deadline stopped: the time
     /// it takes is added to the deadline. A deadline that already fired
     /// stays fired.
