@@ -43,9 +43,9 @@ impl Agent {
             Channel::Port(port) => {
                 let mut backoff = Duration::ZERO;
                 loop {
-                    let mut connection = port.connect().await?;
+                    let connection = port.connect().await?;
                     tracing::debug!("host side of the port is open");
-                    let served = self.serve(&mut connection).await;
+                    let served = self.serve(&connection).await;
                     tracing::debug!("host side of the port closed");
                     // A host that connects and leaves without a word is
                     // normal; a driver that kept reporting an open host with
@@ -60,7 +60,7 @@ impl Agent {
                 }
             }
             Channel::Listener(listener) => loop {
-                let mut client = match channel::accept(&listener).await {
+                let client = match channel::accept(&listener).await {
                     Ok(client) => client,
                     // Out of descriptors or memory, or a client gone before
                     // it was accepted: none of these should stop the agent.
@@ -71,7 +71,7 @@ impl Agent {
                     }
                 };
                 tracing::debug!("client connected");
-                self.serve(&mut client).await;
+                self.serve(&client).await;
                 tracing::debug!("client disconnected");
             },
         }
@@ -81,7 +81,7 @@ impl Agent {
     /// anything. A partial request does not carry over to the next client
     /// (qemu-ga's does, so its clients must resynchronise with 0xFF; ours
     /// may, but need not).
-    async fn serve(&mut self, connection: &mut Connection) -> bool {
+    async fn serve(&mut self, connection: &Connection) -> bool {
         let mut served = false;
         loop {
             let read = match connection.read(&mut self.buf).await {
@@ -107,7 +107,7 @@ impl Agent {
         served
     }
 
-    async fn answer_all(&mut self, connection: &mut Connection) -> io::Result<()> {
+    async fn answer_all(&mut self, connection: &Connection) -> io::Result<()> {
         let inbound = std::mem::take(&mut self.inbound);
         for event in &inbound {
             self.answer(event);
@@ -159,7 +159,7 @@ impl Agent {
         }
     }
 
-    async fn flush(&mut self, connection: &mut Connection) -> io::Result<()> {
+    async fn flush(&mut self, connection: &Connection) -> io::Result<()> {
         let result = connection.write_all(&self.out).await;
         self.out.clear();
         // Keep the buffer for the next answer (a 4 MiB read is a 5.6 MB

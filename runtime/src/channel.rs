@@ -5,6 +5,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
@@ -25,6 +26,12 @@ const VIRTIO_PORTS_DIR: &str = "/dev/virtio-ports";
 /// Where the kernel names them (`vportNpM/name`), udev or not.
 const VIRTIO_PORTS_SYSFS: &str = "/sys/class/virtio-ports";
 pub const DEFAULT_ISA_PATH: &str = "/dev/ttyS0";
+
+/// While a port's host is connected and quiet, the agent looks for data
+/// itself after this long, then twice as long each time, up to the maximum:
+/// a guard against a lost wake-up that costs an idle agent next to nothing.
+const PORT_RECHECK_FIRST: Duration = Duration::from_secs(1);
+const PORT_RECHECK_MAX: Duration = Duration::from_secs(60);
 
 /// Clients waiting for their turn queue in the listen backlog.
 const BACKLOG: i32 = 16;
@@ -306,9 +313,34 @@ pub async fn accept(listener: &AsyncFd<OwnedFd>) -> io::Result<Connection> {
 
 impl Connection {
     /// Reads what is available; 0 means the peer hung up.
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut patience = PORT_RECHECK_FIRST;
         loop {
-            let mut ready = self.fd.readable().await?;
+            let mut ready = match self.kind {
+                StreamKind::Socket => self.fd.readable().await?,
+                StreamKind::Port => {
+                    match tokio::time::timeout(patience, self.fd.readable()).await {
+                        Ok(ready) => ready?,
+                        Err(_waited) => {
+                            // No wake-up for a while: look for ourselves, in
+                            // case one was lost (seen under emulation), then
+                            // wait longer.
+                            patience = (patience * 2).min(PORT_RECHECK_MAX);
+                            match nix::unistd::read(self.fd.get_ref(), buf) {
+                                Ok(0) => return Ok(0),
+                                Ok(n) => {
+                                    tracing::warn!(
+                                        "port: {n} bytes were waiting without a wake-up"
+                                    );
+                                    return Ok(n);
+                                }
+                                Err(Errno::EAGAIN) => continue,
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                    }
+                }
+            };
             let saw_hang_up = ready.ready().is_read_closed();
             let read = ready.try_io(|fd| nix::unistd::read(fd, buf).map_err(io::Error::from));
             match read {
@@ -323,17 +355,16 @@ impl Connection {
                     return Ok(n);
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_would_block) if saw_hang_up => {
-                    if !self.host_came_back()? {
-                        return Ok(0);
-                    }
-                }
+                // The hang-up stays in this registration for good: a port
+                // whose host left and came back before this read is served
+                // through a fresh one (a new session, as the host's is).
+                Err(_would_block) if saw_hang_up => return Ok(0),
                 Err(_would_block) => {}
             }
         }
     }
 
-    pub async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let mut ready = self.fd.writable().await?;
             let saw_hang_up = ready.ready().is_write_closed();
@@ -342,25 +373,10 @@ impl Connection {
                 Ok(Ok(n)) => bytes = bytes.get(n..).unwrap_or_default(),
                 Ok(Err(e)) => return Err(e),
                 // A virtio port refuses writes while its host is away.
-                Err(_would_block) if saw_hang_up => {
-                    if !self.host_came_back()? {
-                        return Err(io::ErrorKind::BrokenPipe.into());
-                    }
-                }
+                Err(_would_block) if saw_hang_up => return Err(io::ErrorKind::BrokenPipe.into()),
                 Err(_would_block) => {}
             }
         }
         Ok(())
-    }
-
-    /// After this registration saw a hang-up (which tokio keeps for good,
-    /// so every wait would return at once): whether the port's host is back,
-    /// in which case the port is registered afresh and the session goes on.
-    fn host_came_back(&mut self) -> io::Result<bool> {
-        if self.kind == StreamKind::Socket || hung_up(self.fd.get_ref().as_fd())? {
-            return Ok(false);
-        }
-        self.fd = register(self.fd.get_ref().try_clone()?)?;
-        Ok(true)
     }
 }

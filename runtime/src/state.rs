@@ -127,31 +127,6 @@ fn parse(text: &str) -> Result<i64> {
     Ok(counter.unwrap_or(FIRST_HANDLE))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_from_1000_and_persists() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut counter = HandleCounter::load(dir.path()).unwrap();
-        assert_eq!(counter.take().unwrap(), 1000);
-        assert_eq!(counter.take().unwrap(), 1001);
-        let text = fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
-        assert_eq!(text, "[global]\nfd_counter=1002\n");
-        let mut again = HandleCounter::load(dir.path()).unwrap();
-        assert_eq!(again.take().unwrap(), 1002);
-    }
-
-    #[test]
-    fn reads_qemu_ga_state_and_refuses_garbage() {
-        assert_eq!(parse("[global]\nfd_counter=1003\n").unwrap(), 1003);
-        assert_eq!(parse("[global]\n").unwrap(), 1000);
-        assert!(parse("[global]\nfd_counter=abc\n").is_err());
-        assert!(parse("garbage").is_err());
-    }
-}
-
 /// qemu-ga's marker: present while the agent has filesystems frozen.
 const FROZEN_MARKER: &str = "qga.state.isfrozen";
 
@@ -245,5 +220,65 @@ impl FreezeState {
                 Err(e) => tracing::warn!("removing {}: {e}", self.marker.display()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_1000_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut counter = HandleCounter::load(dir.path()).unwrap();
+        assert_eq!(counter.take().unwrap(), 1000);
+        assert_eq!(counter.take().unwrap(), 1001);
+        let text = fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        assert_eq!(text, "[global]\nfd_counter=1002\n");
+        let mut again = HandleCounter::load(dir.path()).unwrap();
+        assert_eq!(again.take().unwrap(), 1002);
+    }
+
+    #[test]
+    fn reads_qemu_ga_state_and_refuses_garbage() {
+        assert_eq!(parse("[global]\nfd_counter=1003\n").unwrap(), 1003);
+        assert_eq!(parse("[global]\n").unwrap(), 1000);
+        assert!(parse("[global]\nfd_counter=abc\n").is_err());
+        assert!(parse("garbage").is_err());
+    }
+
+    #[test]
+    fn the_frozen_marker_outlives_the_agent_until_a_thaw_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join(FROZEN_MARKER);
+        let mut state = FreezeState::load(dir.path()).unwrap();
+        assert!(!state.is_frozen());
+        state.about_to_freeze().unwrap();
+        assert!(marker.exists(), "written before the first freeze");
+        state.froze("/data");
+        state.unmark_if_thawed();
+        assert!(state.is_frozen() && marker.exists());
+
+        // A new agent starts frozen from the marker, not knowing what.
+        let mut restarted = FreezeState::load(dir.path()).unwrap();
+        assert!(restarted.is_frozen());
+        restarted.thawed("/data");
+        assert!(restarted.is_frozen(), "only a completed thaw ends it");
+        restarted.thaw_completed();
+        assert!(!restarted.is_frozen());
+        assert!(!marker.exists());
+        crate::logging::suspend(false);
+    }
+
+    #[test]
+    fn a_freeze_that_froze_nothing_leaves_no_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = FreezeState::load(dir.path()).unwrap();
+        state.about_to_freeze().unwrap();
+        state.froze("/data");
+        state.thawed("/data");
+        state.unmark_if_thawed();
+        assert!(!state.is_frozen());
+        assert!(!dir.path().join(FROZEN_MARKER).exists());
     }
 }

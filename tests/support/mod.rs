@@ -442,17 +442,24 @@ impl Response {
     }
 }
 
-/// A QMP client over a unix socket. Every read times out after
-/// [`READ_TIMEOUT`], so a hanging agent fails the test instead of blocking.
+/// A QMP client over a unix socket. Every read times out (after
+/// [`READ_TIMEOUT`] unless told otherwise), so a hanging agent fails the test
+/// instead of blocking.
 pub struct Client {
     writer: UnixStream,
     reader: BufReader<UnixStream>,
+    read_timeout: Duration,
 }
 
 impl Client {
     pub fn from_stream(stream: UnixStream) -> Client {
+        Client::with_read_timeout(stream, READ_TIMEOUT)
+    }
+
+    /// For agents that are slow for a reason (an emulated guest).
+    pub fn with_read_timeout(stream: UnixStream, read_timeout: Duration) -> Client {
         stream
-            .set_read_timeout(Some(READ_TIMEOUT))
+            .set_read_timeout(Some(read_timeout))
             .expect("setting the read timeout");
         stream
             .set_write_timeout(Some(Duration::from_secs(30)))
@@ -462,6 +469,7 @@ impl Client {
         Client {
             writer: stream,
             reader,
+            read_timeout,
         }
     }
 
@@ -482,7 +490,8 @@ impl Client {
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 panic!(
-                    "no complete response within {READ_TIMEOUT:?} (got {:?})",
+                    "no complete response within {:?} (got {:?})",
+                    self.read_timeout,
                     String::from_utf8_lossy(&raw)
                 )
             }
@@ -564,7 +573,7 @@ impl Client {
         let got = self.reader.fill_buf().map(<[u8]>::to_vec);
         self.reader
             .get_ref()
-            .set_read_timeout(Some(READ_TIMEOUT))
+            .set_read_timeout(Some(self.read_timeout))
             .expect("setting the read timeout");
         match got {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}

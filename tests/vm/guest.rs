@@ -33,6 +33,10 @@ use crate::support;
 /// Under TCG on a busy 2-core machine a boot takes 5–15 s; this is the
 /// bound past which it is broken.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// Bound on one answer of an agent in the guest: an emulated guest on a
+/// busy machine can be slow, but an answer that never comes (a lost
+/// wake-up) still fails.
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on one control-shell command.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -615,7 +619,7 @@ impl Drop for Guest {
 pub fn connect_agent(socket: &Path) -> support::Client {
     let stream = UnixStream::connect(socket)
         .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
-    let mut client = support::Client::from_stream(stream);
+    let mut client = support::Client::with_read_timeout(stream, AGENT_TIMEOUT);
     resync(&mut client);
     client
 }
