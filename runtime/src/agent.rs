@@ -104,6 +104,7 @@ impl Agent {
         self.decoder = Decoder::new();
         self.inbound.clear();
         self.out.clear();
+        self.dispatcher.session_ended();
         served
     }
 
@@ -118,8 +119,8 @@ impl Agent {
         self.inbound = inbound;
         self.inbound.clear();
         let flushed = self.flush(connection).await;
-        // The answers are out: deferred work may run now.
-        self.dispatcher.answers_sent();
+        // Deferred work may begin once the first answers are out.
+        self.dispatcher.start_loading();
         flushed
     }
 

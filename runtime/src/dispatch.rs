@@ -172,11 +172,15 @@ impl Dispatcher {
         }
     }
 
-    /// Called once the answers to what has arrived are out: the components
-    /// may load now (at start), and the watchdog may drop the wake-up it
-    /// kept for the last call, so an idle agent is not woken later.
-    pub fn answers_sent(&mut self) {
+    /// Lets the components load now (the agent's first answers are out).
+    pub fn start_loading(&mut self) {
         self.loader.start();
+    }
+
+    /// The client or the host side is gone: nothing will come for a while,
+    /// so the watchdog drops the wake-up it kept for the last call (kept
+    /// while calls come, so that back-to-back calls cost it nothing).
+    pub fn session_ended(&mut self) {
         if let Some(sandbox) = self.loader.loaded() {
             sandbox.settle();
         }

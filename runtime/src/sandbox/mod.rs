@@ -198,7 +198,7 @@ impl Sandbox {
         })
     }
 
-    /// Between bursts of calls: see [`Watchdog::settle`].
+    /// As the agent goes idle: see [`Watchdog::settle`].
     pub fn settle(&self) {
         self.watchdog.settle();
     }

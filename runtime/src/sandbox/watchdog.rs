@@ -64,8 +64,8 @@ impl Watchdog {
 
     /// Cancels the wake-up the thread still has for a call that is over
     /// (disarming leaves it, so back-to-back calls cost no wake-ups): the
-    /// thread wakes now, while the agent is busy anyway, instead of later
-    /// in an idle agent.
+    /// thread wakes now, as the agent goes idle, instead of later in an
+    /// idle agent.
     pub fn settle(&self) {
         let slot = self.slot();
         if slot.deadline.is_none() && slot.wakes_at.is_some() {
