@@ -551,6 +551,7 @@ fn guest_info_with_default_policy() {
         "guest-fsfreeze-status",
         "guest-fsfreeze-freeze",
         "guest-fsfreeze-thaw",
+        "guest-fstrim",
     ] {
         assert_eq!(lookup(&list, name), &(name.to_string(), false, true));
     }

@@ -86,6 +86,7 @@ pub const CATALOGUE: &[CommandSpec] = &[
     freezing("guest-fsfreeze-freeze", "freeze", WhileFrozen::Freezes),
     freezing("guest-fsfreeze-freeze-list", "freeze", WhileFrozen::Freezes),
     freezing("guest-fsfreeze-thaw", "freeze", WhileFrozen::Thaws),
+    component("guest-fstrim", "fstrim"),
     component("guest-network-get-interfaces", "network"),
     component("guest-get-vcpus", "vcpus"),
     component("guest-set-vcpus", "set_vcpus"),

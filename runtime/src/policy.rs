@@ -35,10 +35,12 @@ pub enum Grant {
     Mounts,
     /// Freezing and thawing filesystems.
     Fsfreeze,
+    /// Discarding unused blocks of filesystems.
+    Trim,
 }
 
 impl Grant {
-    pub const ALL: [Grant; 8] = [
+    pub const ALL: [Grant; 9] = [
         Grant::Files,
         Grant::Clock,
         Grant::ClockControl,
@@ -47,6 +49,7 @@ impl Grant {
         Grant::Net,
         Grant::Mounts,
         Grant::Fsfreeze,
+        Grant::Trim,
     ];
 
     /// The interface's name, in policy files and in `sandga:agent/<name>`.
@@ -60,6 +63,7 @@ impl Grant {
             Grant::Net => "net",
             Grant::Mounts => "mounts",
             Grant::Fsfreeze => "fsfreeze",
+            Grant::Trim => "trim",
         }
     }
 

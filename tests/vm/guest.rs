@@ -503,8 +503,9 @@ impl Guest {
                 "virtserialport,bus=vser0.0,chardev=ctl,id=ctlport,name=org.sandga.control",
             ])
             .arg("-drive")
+            // Discards reach the image file, so a trim shows on the host.
             .arg(format!(
-                "file={},if=none,id=data,format=raw",
+                "file={},if=none,id=data,format=raw,discard=unmap",
                 disk.display()
             ))
             .args(["-device", "virtio-blk-pci,drive=data"])

@@ -48,6 +48,7 @@ const PRIVILEGED_COMMANDS: &[&str] = &[
     "guest-fsfreeze-freeze",
     "guest-fsfreeze-freeze-list",
     "guest-fsfreeze-thaw",
+    "guest-fstrim",
 ];
 
 /// The guest's file grant (`tests/vm/image/policy.toml`).
@@ -104,6 +105,10 @@ const ON_QEMU64: &[Case] = &[
     (
         "fsfreeze: frozen state survives the agent",
         freeze_survives_restart,
+    ),
+    (
+        "guest-fstrim discards freed blocks, seen in the host's image",
+        fstrim_discards,
     ),
 ];
 
@@ -835,4 +840,34 @@ fn freeze_survives_restart(guest: &mut Guest) {
     );
     wait_written(guest);
     assert_eq!(freeze_status(&mut agent), "thawed");
+}
+
+fn fstrim_discards(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let allocated = |guest: &Guest| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(guest.socket("data.img"))
+            .expect("the data disk image")
+            .blocks()
+            * 512
+    };
+    guest.control().ok(&format!(
+        "dd if=/dev/urandom of={DATA_MOUNT}/junk bs=1M count=16 2>/dev/null && sync && rm {DATA_MOUNT}/junk && sync"
+    ));
+    let before = allocated(guest);
+    let trim = agent.call(r#"{"execute":"guest-fstrim","arguments":{"minimum":0}}"#);
+    let paths = ret(&trim)["paths"].as_array().expect("paths").clone();
+    let data = paths
+        .iter()
+        .find(|p| p["path"] == json!(DATA_MOUNT))
+        .unwrap_or_else(|| panic!("{DATA_MOUNT} not trimmed: {trim}"));
+    assert_eq!(data["minimum"], json!(0), "{data}");
+    let trimmed = data["trimmed"].as_u64().unwrap_or_else(|| panic!("{data}"));
+    assert!(trimmed >= 16 << 20, "trimmed only {trimmed} bytes: {data}");
+    let after = allocated(guest);
+    println!("vm:   image allocation {before} -> {after} bytes");
+    assert!(
+        after + (8 << 20) <= before,
+        "the host's image did not shrink: {before} -> {after} bytes"
+    );
 }

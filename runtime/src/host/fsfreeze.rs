@@ -3,15 +3,13 @@
 //! each is mounted now, records what it froze (the agent's frozen state)
 //! and does not count the ioctls' time against the component.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
-use nix::sys::stat::Mode;
 
 use super::HostState;
 use super::bindings::sandga::agent::fsfreeze::{self, FreezeError};
-use super::mounts::mountinfo;
+use super::mounts::{is_mounted, open_mountpoint};
 
 nix::ioctl_write_int_bad!(
     fifreeze,
@@ -21,22 +19,6 @@ nix::ioctl_write_int_bad!(
     fithaw,
     nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<nix::libc::c_int>())
 );
-
-/// Whether `mountpoint` is mounted now: the component is untrusted, and
-/// only a mountpoint may be opened for the ioctls.
-fn is_mounted(mountpoint: &str) -> Result<bool, String> {
-    Ok(mountinfo::parse(&mountinfo()?)
-        .iter()
-        .any(|mount| mount.mountpoint == mountpoint))
-}
-
-fn open_mountpoint(mountpoint: &str) -> nix::Result<OwnedFd> {
-    open(
-        mountpoint,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-}
 
 impl fsfreeze::Host for HostState {
     fn freeze(&mut self, mountpoint: String) -> Result<(), FreezeError> {

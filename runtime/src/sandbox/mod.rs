@@ -369,6 +369,7 @@ fn link(engine: &Engine, component: &Component, grants: &[Grant]) -> Result<Runt
             Grant::Fsfreeze => {
                 agent::fsfreeze::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
             }
+            Grant::Trim => agent::trim::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
         }
     }
     for (import, _) in component.component_type().imports(engine) {
