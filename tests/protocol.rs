@@ -555,13 +555,17 @@ fn guest_info_with_default_policy() {
     ] {
         assert_eq!(lookup(&list, name), &(name.to_string(), false, true));
     }
+    assert_eq!(
+        lookup(&list, "guest-shutdown"),
+        &("guest-shutdown".to_string(), false, false)
+    );
     // Each command once; these are not even implemented.
     let mut names: Vec<&str> = list.iter().map(|(n, _, _)| n.as_str()).collect();
     names.sort_unstable();
     let count = names.len();
     names.dedup();
     assert_eq!(names.len(), count, "duplicate entries: {list:?}");
-    for absent in ["guest-shutdown", "guest-exec"] {
+    for absent in ["guest-suspend-ram", "guest-exec"] {
         assert!(!names.contains(&absent), "{absent} listed");
     }
 }

@@ -76,6 +76,10 @@ pub const CATALOGUE: &[CommandSpec] = &[
     component("guest-get-time", "time"),
     component("guest-set-time", "set_time"),
     builtin("guest-info", Builtin::Info),
+    CommandSpec {
+        success_response: false,
+        ..component("guest-shutdown", "shutdown")
+    },
     component("guest-file-open", "file"),
     component("guest-file-close", "file"),
     component("guest-file-read", "file"),

@@ -37,10 +37,12 @@ pub enum Grant {
     Fsfreeze,
     /// Discarding unused blocks of filesystems.
     Trim,
+    /// Shutting the guest down.
+    Power,
 }
 
 impl Grant {
-    pub const ALL: [Grant; 9] = [
+    pub const ALL: [Grant; 10] = [
         Grant::Files,
         Grant::Clock,
         Grant::ClockControl,
@@ -50,6 +52,7 @@ impl Grant {
         Grant::Mounts,
         Grant::Fsfreeze,
         Grant::Trim,
+        Grant::Power,
     ];
 
     /// The interface's name, in policy files and in `sandga:agent/<name>`.
@@ -64,6 +67,7 @@ impl Grant {
             Grant::Mounts => "mounts",
             Grant::Fsfreeze => "fsfreeze",
             Grant::Trim => "trim",
+            Grant::Power => "power",
         }
     }
 

@@ -542,6 +542,21 @@ impl Guest {
         guest
     }
 
+    /// Whether QEMU exits (the guest powered off) within `timeout`.
+    pub fn exits_within(&mut self, timeout: Duration) -> bool {
+        support::wait_bounded(&mut self.qemu, timeout).is_some()
+    }
+
+    /// What the guest wrote to its console (the kernel, init, rcS).
+    pub fn console(&self) -> String {
+        fs::read_to_string(self.socket("console.log")).unwrap_or_default()
+    }
+
+    /// Whether QEMU still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.qemu.try_wait(), Ok(None))
+    }
+
     pub fn socket(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -567,7 +582,7 @@ impl Guest {
 
     /// What helps understand a failure: the console and the agents' logs.
     pub fn diagnostics(&mut self) -> String {
-        let console = fs::read_to_string(self.socket("console.log")).unwrap_or_default();
+        let console = self.console();
         let qemu = fs::read_to_string(self.socket("qemu.log")).unwrap_or_default();
         let mut report = format!(
             "--- guest console (tail) ---\n{}\n--- qemu ---\n{qemu}\n",
@@ -776,19 +791,32 @@ impl Qmp {
 
     /// Waits for the event `VSERPORT_CHANGE` of port `id` with `open`.
     pub fn wait_port_change(&mut self, id: &str, open: bool, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Some(message) = self.next_message(left) else {
-                return false;
-            };
-            if message.get("event") == Some(&json!("VSERPORT_CHANGE"))
+        self.wait_for(timeout, |message| {
+            message.get("event") == Some(&json!("VSERPORT_CHANGE"))
                 && message["data"]["id"] == json!(id)
                 && message["data"]["open"] == json!(open)
-            {
-                return true;
+        })
+        .is_some()
+    }
+
+    /// Waits for the event named `event`; its `data`.
+    pub fn wait_event(&mut self, event: &str, timeout: Duration) -> Option<Value> {
+        self.wait_for(timeout, |message| {
+            message.get("event") == Some(&json!(event))
+        })
+        .map(|message| message["data"].clone())
+    }
+
+    /// The first message `wanted` accepts within `timeout`.
+    fn wait_for(&mut self, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let message = self.next_message(left)?;
+            if wanted(&message) {
+                return Some(message);
             }
         }
-        false
+        None
     }
 
     fn next_message(&mut self, timeout: Duration) -> Option<Value> {

@@ -49,6 +49,7 @@ const PRIVILEGED_COMMANDS: &[&str] = &[
     "guest-fsfreeze-freeze-list",
     "guest-fsfreeze-thaw",
     "guest-fstrim",
+    "guest-shutdown",
 ];
 
 /// The guest's file grant (`tests/vm/image/policy.toml`).
@@ -119,6 +120,11 @@ const ON_MAX: &[Case] = &[
         every_command_enabled,
     ),
     ("guest-get-time is the guest's clock", time_is_guest_clock),
+    // Last, as it ends the guest.
+    (
+        "guest-shutdown powers the guest off through init",
+        shutdown_powers_off,
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -165,7 +171,9 @@ fn main() -> ExitCode {
                         failures.push(format!("[-cpu {cpu}] {name}"));
                     }
                 }
-                report_recovered_wakeups(&mut guest);
+                if guest.running() {
+                    report_recovered_wakeups(&mut guest);
+                }
             }
             Err(_) => failures.push(format!("[-cpu {cpu}] boot")),
         }
@@ -869,5 +877,28 @@ fn fstrim_discards(guest: &mut Guest) {
     assert!(
         after + (8 << 20) <= before,
         "the host's image did not shrink: {before} -> {after} bytes"
+    );
+}
+
+fn shutdown_powers_off(guest: &mut Guest) {
+    let mut agent = guest.agent();
+    let invalid = agent.call(r#"{"execute":"guest-shutdown","arguments":{"mode":"nap"}}"#);
+    assert_error_contains(&invalid, &["mode is invalid"]);
+    let mut qmp = guest.qmp();
+    // Success says nothing (success-response false); the guest goes down.
+    agent.send(r#"{"execute":"guest-shutdown"}"#);
+    let shutdown = qmp
+        .wait_event("SHUTDOWN", Duration::from_secs(60))
+        .expect("QEMU saw no shutdown");
+    // The guest powered itself off, after init stopped everything.
+    assert_eq!(shutdown["reason"], json!("guest-shutdown"), "{shutdown}");
+    assert!(
+        guest.exits_within(Duration::from_secs(30)),
+        "QEMU did not exit"
+    );
+    let console = guest.console();
+    assert!(
+        console.contains("The system is going down"),
+        "init did not shut down: {console}"
     );
 }

@@ -8,6 +8,7 @@ pub mod files;
 mod fsfreeze;
 mod mounts;
 mod net;
+mod power;
 mod trim;
 mod vcpu;
 mod vcpu_control;

@@ -370,6 +370,7 @@ fn link(engine: &Engine, component: &Component, grants: &[Grant]) -> Result<Runt
                 agent::fsfreeze::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
             }
             Grant::Trim => agent::trim::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
+            Grant::Power => agent::power::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
         }
     }
     for (import, _) in component.component_type().imports(engine) {
